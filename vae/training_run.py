@@ -1,0 +1,95 @@
+"""One training run end to end — data, model, trainer, checkpoint — shared by the CLI and the app."""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import default_checkpoint_path, save_checkpoint
+from .data import MnistData, load_mnist
+from .model import ModelConfig, build_model
+from .train import ProgressCallback, TrainConfig, TrainResult, evaluate_loss, train
+
+
+def parse_digits(text) -> tuple[int, ...] | None:
+    """'0,1,7' → (0, 1, 7); None, '' or 'all' → None (every digit). ValueError on anything else."""
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "all")):
+        return None
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        digits = sorted({int(str(p).strip()) for p in parts if str(p).strip() != ""})
+    except ValueError:
+        raise ValueError(f"digits must be a comma-separated list of 0–9, got {text!r}") from None
+    if not digits or any(d < 0 or d > 9 for d in digits):
+        raise ValueError(f"digits must be a comma-separated list of 0–9, got {text!r}")
+    return None if len(digits) == 10 else tuple(digits)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Everything a user chooses for one run; validated on creation."""
+
+    kind: str = "vae"
+    latent_dim: int = 64
+    epochs: int = 30
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    beta: float = 1.0
+    digits: tuple[int, ...] | None = None  # None: all ten
+    train_size: int | None = None  # None: the whole training split
+    seed: int = 0
+
+    def __post_init__(self):
+        ModelConfig(self.kind, self.latent_dim, self.beta)
+        self.train_config()
+        if self.train_size is not None and not (isinstance(self.train_size, int) and self.train_size >= 2):
+            raise ValueError(f"training-set size must be at least 2 images, got {self.train_size!r}")
+        if self.digits is not None:
+            object.__setattr__(self, "digits", parse_digits(",".join(map(str, self.digits))))
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+
+
+def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: TrainResult) -> dict:
+    return {
+        "kind": model.kind,
+        "latent_dim": model.latent_dim,
+        "beta": model.config.beta,
+        "epochs": result.epochs_done,
+        "batch_size": spec.batch_size,
+        "lr": spec.lr,
+        "seed": spec.seed,
+        "digits": list(spec.digits) if spec.digits else None,
+        "train_images": len(data.train_images),
+        "data_source": data.source,
+        "train_loss": evaluate_loss(model, data.train_images),
+        "test_loss": evaluate_loss(model, data.test_images),
+        "train_seconds": round(result.seconds, 1),
+        "images_per_s": round(result.images_per_s),
+        "history": result.history,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+
+
+def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str | Path | None = None,
+                 data: MnistData | None = None, data_root: str | None = None,
+                 on_progress: ProgressCallback | None = None) -> tuple[Path | None, dict | None, TrainResult]:
+    """Train and save atomically. Returns (path, metadata, result); path is None if stopped early.
+
+    Raises TrainingDiverged (nothing saved) and ValueError for bad choices.
+    """
+    data = (data or load_mnist(data_root)).select(spec.digits, spec.train_size, seed=spec.seed)
+    torch.manual_seed(spec.seed)  # the same spec gives the same initial weights
+    model = build_model(spec.kind, spec.latent_dim, spec.beta)
+    result = train(model, data, spec.train_config(), on_progress)
+    if result.stopped:
+        return None, None, result
+    metadata = checkpoint_metadata(model, data, spec, result)
+    path = Path(out) if out else default_checkpoint_path(spec.kind, spec.latent_dim, spec.digits, folder)
+    save_checkpoint(model, path, metadata)
+    return path, metadata, result
