@@ -52,6 +52,9 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint is not
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()

@@ -1,0 +1,139 @@
+"""What every page shares: cached data, models and scores, the sidebar, the current threshold.
+
+Streamlit glue only; the computing lives in `vae/`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from vae import load_checkpoint, load_mnist, registry
+from vae.checkpoint import CHECKPOINT_DIR
+from vae.data import FALLBACK_SUBSET, MnistData, default_data_root
+from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
+
+DEFAULT_MODEL = "vae-z64.pt"
+MODEL_KEY = "model_path"  # session state: path (str) of the model chosen in the sidebar
+THRESHOLD_KEY = "threshold_rule"  # session state: (rule, param) chosen on the histogram page
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def get_data(root: str) -> MnistData:
+    return load_mnist(root)
+
+
+def data() -> MnistData:
+    return get_data(default_data_root())
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+def get_model(path: str, mtime: float):
+    """(model, metadata), cached by path and modification time. Raises CheckpointError."""
+    return load_checkpoint(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _scan(folder: str, fingerprint: tuple) -> list[registry.CheckpointEntry]:
+    return registry.scan(folder)
+
+
+def checkpoint_entries(folder: Path = CHECKPOINT_DIR) -> list[registry.CheckpointEntry]:
+    """Every checkpoint in the folder; re-read only when a file is added, removed or changed."""
+    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in Path(folder).glob("*.pt") if p.is_file()))
+    return _scan(str(folder), fingerprint)
+
+
+def usable_entries() -> list[registry.CheckpointEntry]:
+    return [e for e in checkpoint_entries() if e.ok]
+
+
+def find_entry(kind: str, latent_dim: int) -> registry.CheckpointEntry | None:
+    """The shipped model of this kind and size if present, else the newest usable one."""
+    matches = [e for e in usable_entries() if e.metadata["kind"] == kind and e.metadata["latent_dim"] == latent_dim]
+    return next((e for e in matches if e.shipped), matches[0] if matches else None)
+
+
+def model_for(entry: registry.CheckpointEntry):
+    return get_model(str(entry.path), entry.mtime)
+
+
+@st.cache_resource(show_spinner="Scoring all training and test images…", max_entries=16)
+def get_errors(path: str, mtime: float, root: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train errors, test errors) of one model over the whole data set, computed once."""
+    model, _ = get_model(path, mtime)
+    d = get_data(root)
+    return dataset_errors(model, d.train_images), dataset_errors(model, d.test_images)
+
+
+def errors_for(entry: registry.CheckpointEntry) -> tuple[np.ndarray, np.ndarray]:
+    return get_errors(str(entry.path), entry.mtime, default_data_root())
+
+
+def selected_entry() -> registry.CheckpointEntry | None:
+    """The model chosen in the sidebar (None if no usable checkpoint exists)."""
+    entries = usable_entries()
+    by_path = {str(e.path): e for e in entries}
+    chosen = st.session_state.get(MODEL_KEY)
+    if chosen in by_path:
+        return by_path[chosen]
+    default = next((e for e in entries if e.path.name == DEFAULT_MODEL), entries[0] if entries else None)
+    return default
+
+
+def select_model(path: str | Path) -> None:
+    """Make `path` the selected model on every page (e.g. after training it)."""
+    st.session_state[MODEL_KEY] = str(path)
+
+
+def current_threshold_rule() -> tuple[str, float | None]:
+    return st.session_state.get(THRESHOLD_KEY, DEFAULT_RULE)
+
+
+def current_threshold(train_errors: np.ndarray) -> float:
+    rule, param = current_threshold_rule()
+    return threshold(train_errors, rule, param)
+
+
+def threshold_description() -> str:
+    rule, param = current_threshold_rule()
+    if rule == "percentile":
+        return f"{param:g}th percentile of training errors"
+    if rule == "mean_k_sigma":
+        return f"training mean + {param:g}·σ"
+    return THRESHOLD_RULES[rule]
+
+
+def sidebar() -> None:
+    """Model picker and data source, on every page."""
+    entries = checkpoint_entries()
+    usable = [e for e in entries if e.ok]
+    with st.sidebar:
+        st.header("Model")
+        if not usable:
+            st.error(f"No usable checkpoint in {CHECKPOINT_DIR}. Train one: `python -m vae train`.")
+        else:
+            current = selected_entry()
+            paths = [str(e.path) for e in usable]
+            labels = {str(e.path): e.label for e in usable}
+            st.session_state[MODEL_KEY] = str(current.path)
+            st.selectbox("Checkpoint", paths, key=MODEL_KEY, format_func=labels.get,
+                         help="Every checkpoint in checkpoints/: kind, latent size, test loss (nats/image), data source.")
+            meta = current.metadata
+            st.caption(f"{meta['kind'].upper()} · latent {meta['latent_dim']} · "
+                       f"{meta.get('epochs', '?')} epochs on {meta.get('train_images', '?'):,} images"
+                       if isinstance(meta.get("train_images"), int) else f"{meta['kind'].upper()} · latent {meta['latent_dim']}")
+        for broken in (e for e in entries if not e.ok):
+            st.warning(f"**{broken.path.name}** cannot be used: {broken.error}")
+
+        st.header("Data")
+        try:
+            d = data()
+        except Exception as exc:  # DataUnavailable: no MNIST and no fallback
+            st.error(f"No data: {exc}")
+            return
+        if d.source == FALLBACK_SUBSET:
+            st.warning(f"Offline fallback in use — {d.source_label}. Numbers differ from full MNIST.")
+        else:
+            st.caption(f"Data: {d.source_label}")
