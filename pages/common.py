@@ -137,3 +137,6 @@ def sidebar() -> None:
             st.warning(f"Offline fallback in use — {d.source_label}. Numbers differ from full MNIST.")
         else:
             st.caption(f"Data: {d.source_label}")
+
+
+DRAWN_DIGIT_KEY = "current_digit"  # session state: the 28×28 float array the Draw page last prepared
