@@ -60,3 +60,64 @@ def percentile_of(score: float, train_errors: np.ndarray) -> float:
     """Share of training images (in %) whose error is at or below `score`."""
     train_errors = np.asarray(train_errors)
     return float(100.0 * (train_errors <= score).mean()) if train_errors.size else float("nan")
+
+
+# --- Histograms of train vs test errors (report Fig. 7) -------------------------------------------------
+
+def shared_bins(train_errors: np.ndarray, test_errors: np.ndarray, bins: int = 60,
+                low: float | None = None, high: float | None = None) -> np.ndarray:
+    """bins+1 edges over both splits (or over [low, high]), so train and test bars line up."""
+    both = np.concatenate([np.asarray(train_errors, dtype=np.float64), np.asarray(test_errors, dtype=np.float64)])
+    if both.size == 0:
+        raise ValueError("no errors to bin")
+    low = float(both.min()) if low is None else float(low)
+    high = float(both.max()) if high is None else float(high)
+    if not high > low:
+        high = low + 1.0  # every error equal: one visible bin instead of a zero-width range
+    return np.linspace(low, high, bins + 1)
+
+
+def split_histogram(errors: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, percent of this split's images) per bin; the last bin includes its right edge.
+
+    Percent is of ALL the split's images, not just those inside the edges, so a zoomed-in tail
+    shows how much of each split lies there.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    counts, _ = np.histogram(errors, bins=edges)
+    percent = 100.0 * counts / errors.size if errors.size else np.zeros(len(counts))
+    return counts, percent
+
+
+def share_of_test_per_bin(train_counts: np.ndarray, test_counts: np.ndarray, min_images: int = 1) -> np.ndarray:
+    """Fraction of each bin's images that are test images; NaN for bins with fewer than min_images.
+
+    Compare it with expected_share_of_test: if errors did not depend on the split it would be that
+    everywhere (1/7 for MNIST's 60,000 / 10,000).
+    """
+    train_counts = np.asarray(train_counts, dtype=np.float64)
+    test_counts = np.asarray(test_counts, dtype=np.float64)
+    total = train_counts + test_counts
+    share = np.full(total.shape, np.nan)
+    enough = total >= max(min_images, 1)
+    share[enough] = test_counts[enough] / total[enough]
+    return share
+
+
+def expected_share_of_test(n_train: int, n_test: int) -> float:
+    return n_test / (n_train + n_test) if n_train + n_test else float("nan")
+
+
+def share_of_test_above(train_errors: np.ndarray, test_errors: np.ndarray, limit: float) -> tuple[float, int]:
+    """(fraction of the images above `limit` that are test images, how many images are above it)."""
+    n_train = int((np.asarray(train_errors) > limit).sum())
+    n_test = int((np.asarray(test_errors) > limit).sum())
+    total = n_train + n_test
+    return (n_test / total if total else float("nan")), total
+
+
+def top_errors(errors: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n largest errors, largest first."""
+    errors = np.asarray(errors)
+    n = max(0, min(n, errors.size))
+    return np.argsort(errors, kind="stable")[::-1][:n]
