@@ -38,8 +38,12 @@ def _plain(value):
     raise TypeError(f"checkpoint metadata must be plain values, got {type(value).__name__}")
 
 
-def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write atomically: a unique temp file in the same folder, fsync, then os.replace."""
+def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: dict | None = None,
+                    overwrite: bool = True) -> Path:
+    """Write atomically: a unique temp file in the same folder, fsync, then os.replace.
+
+    overwrite=False never replaces an existing file: FileExistsError instead (two runs saving at once).
+    """
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -59,7 +63,11 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # atomic like os.replace, but fails if the name was taken meanwhile
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -90,6 +90,12 @@ def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str 
     if result.stopped:
         return None, None, result
     metadata = checkpoint_metadata(model, data, spec, result)
-    path = Path(out) if out else default_checkpoint_path(spec.kind, spec.latent_dim, spec.digits, folder)
-    save_checkpoint(model, path, metadata)
-    return path, metadata, result
+    if out:
+        return save_checkpoint(model, out, metadata), metadata, result
+    while True:  # a run finishing in the same second may take the chosen name before we write it
+        path = default_checkpoint_path(spec.kind, spec.latent_dim, spec.digits, folder)
+        try:
+            return save_checkpoint(model, path, metadata, overwrite=False), metadata, result
+        except FileExistsError:
+            if not path.exists():  # not a name clash (e.g. the folder is a file): a real error
+                raise

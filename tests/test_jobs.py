@@ -1,0 +1,163 @@
+"""The background job runner: real child processes training tiny models into a temp folder."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from vae import jobs, load_checkpoint
+from vae.checkpoint import save_checkpoint
+from vae.data import default_data_root
+from vae.model import build_model
+from vae.registry import SHIPPED
+from vae.train import Progress
+from vae.training_run import TrainingSpec
+
+# ~4 steps of training: the cost of a job is mostly starting Python and loading MNIST
+TINY = TrainingSpec(kind="vae", latent_dim=2, epochs=1, batch_size=128, train_size=512)
+JOB_TIMEOUT_S = 240  # generous: the machine is shared; no test asserts on time
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = jobs.JobManager(folder=tmp_path / "models", data_root=default_data_root())
+    yield m
+    m.shutdown()
+
+
+def saved_files(folder) -> list[str]:
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+def test_spec_from_form_builds_the_spec_and_reads_all_as_none():
+    spec = jobs.spec_from_form("vae", 16, 5, 256, 1e-2, 2.0, [7, 1], 60_000)
+    assert spec == TrainingSpec(kind="vae", latent_dim=16, epochs=5, batch_size=256, lr=1e-2, beta=2.0,
+                                digits=(1, 7), train_size=None)
+    assert jobs.spec_from_form("vae", 2, 1, 128, 1e-3, 1.0, [], 1000).digits is None
+    assert jobs.spec_from_form("vae", 2, 1, 128, 1e-3, 1.0, [], 1000).train_size == 1000
+    assert jobs.spec_from_form("ae", 2, 1, 128, 1e-3, 55.0, None, None).beta == 1.0  # an AE has no KL term
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("latent_dim", 300, "latent size must be between 1 and 256"),
+    ("epochs", 0, "epochs must be between 1 and 200"),
+    ("batch_size", 8, "batch size must be between 16 and 4,096"),
+    ("lr", 2.0, "learning rate must be between 1e-05 and 1"),
+    ("beta", -1.0, "KL weight β must be between 0 and 100"),
+    ("train_size", 50, "training-set size must be between 100 and 60,000"),
+])
+def test_spec_from_form_names_the_value_out_of_range(field, value, words):
+    choices = dict(kind="vae", latent_dim=16, epochs=5, batch_size=256, lr=1e-2, beta=1.0, digits=[],
+                   train_size=None)
+    choices[field] = value
+    with pytest.raises(ValueError, match=words):
+        jobs.spec_from_form(**choices)
+
+
+def test_spec_from_form_passes_on_training_spec_messages():
+    with pytest.raises(ValueError, match="model kind"):
+        jobs.spec_from_form("gan", 16, 5, 256, 1e-2, 1.0, [], None)
+
+
+def test_curve_points_place_train_within_the_epoch_and_test_at_its_end():
+    mid = Progress(2, 3, 5, 10, 1500, 100.0, 15.0, {"total": 150.0, "recon": 140.0, "kl": 10.0})
+    assert jobs.curve_points(mid) == [(1.5, "train", 150.0)]
+    end = Progress(2, 3, 10, 10, 2000, 100.0, 10.0, {"total": 140.0, "recon": 130.0, "kl": 10.0},
+                   {"total": 145.0, "recon": 135.0, "kl": 10.0}, epoch_end=True)
+    assert jobs.curve_points(end) == [(2.0, "train", 140.0), (2.0, "test", 145.0)]
+
+
+def test_describe_spec():
+    assert jobs.describe_spec(TINY) == "VAE z=2 · 1 epoch · all digits · 512 images"
+    spec = TrainingSpec(kind="vae", latent_dim=16, epochs=5, beta=4.0, digits=(1,))
+    assert jobs.describe_spec(spec) == "VAE z=16 · 5 epochs · β=4 · digits 1 · all images"
+
+
+def test_stale_temp_files_are_removed_and_fresh_ones_and_checkpoints_kept(tmp_path):
+    old, fresh, model = tmp_path / ".vae-z2.pt.ab12.tmp", tmp_path / ".ae-z2.pt.cd34.tmp", tmp_path / "vae-z2.pt"
+    for path in (old, fresh, model):
+        path.write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(model, (two_hours_ago, two_hours_ago))
+    assert jobs.clean_stale_temp_files(tmp_path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, model.name]
+
+
+def test_save_without_overwrite_refuses_a_taken_name_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "vae-z2.pt"
+    first, second = build_model("vae", 2), build_model("vae", 2)
+    save_checkpoint(first, path, {"which": "first"})
+    with pytest.raises(FileExistsError):
+        save_checkpoint(second, path, {"which": "second"}, overwrite=False)
+    assert load_checkpoint(path)[1]["which"] == "first"
+    assert saved_files(tmp_path) == ["vae-z2.pt"]
+
+
+# --- real jobs ----------------------------------------------------------------------------------
+
+def test_two_jobs_at_once_report_progress_and_save_two_distinct_checkpoints(manager):
+    first = manager.start(TINY, owner="session-a")
+    second = manager.start(TINY, owner="session-b")  # the same spec: the same name, unless kept apart
+    with pytest.raises(jobs.JobLimitReached, match="already running"):
+        manager.start(TINY)
+    assert [job.id for job in manager.jobs(owner="session-a")] == [first.id]
+
+    done = [manager.wait(job.id, JOB_TIMEOUT_S) for job in (first, second)]
+    assert [job.state for job in done] == [jobs.DONE, jobs.DONE], [job.error for job in done]
+    assert done[0].path != done[1].path
+    for job in done:
+        assert job.progress.epoch_end and job.progress.epoch == 1 and job.fraction_done == 1.0
+        assert {series for _, series, _ in job.curve} == {"train", "test"}
+        assert job.path.name not in SHIPPED and job.path.name.startswith("vae-z2-")
+        model, metadata = load_checkpoint(job.path)
+        assert (model.kind, model.latent_dim, metadata["train_images"]) == ("vae", 2, 512)
+    assert saved_files(manager.folder) == sorted(job.path.name for job in done)  # no temp files left
+
+
+def test_cancel_while_training_stops_and_saves_nothing(manager):
+    long_job = TrainingSpec(kind="ae", latent_dim=2, epochs=50, batch_size=16, train_size=4096)
+    job = manager.start(long_job)
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while manager.get(job.id).state == jobs.STARTING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert manager.get(job.id).state == jobs.RUNNING
+    assert manager.cancel(job.id)
+    ended = manager.wait(job.id, JOB_TIMEOUT_S)
+    assert ended.state == jobs.CANCELLED and ended.outcome == "Cancelled: nothing was saved."
+    assert ended.progress.epoch < 50
+    assert saved_files(manager.folder) == []
+    assert not manager.cancel(job.id)  # nothing left to cancel
+
+
+def test_cancel_before_training_starts_ends_the_process(manager):
+    job = manager.start(TINY)
+    assert manager.cancel(job.id)  # the child is still starting Python: it is terminated
+    ended = manager.wait(job.id, JOB_TIMEOUT_S)
+    assert ended.state == jobs.CANCELLED
+    assert saved_files(manager.folder) == []
+
+
+def test_exploding_loss_fails_with_a_clear_message_and_saves_nothing(manager):
+    job = manager.start(TrainingSpec(kind="vae", latent_dim=2, epochs=3, batch_size=128, lr=10.0, train_size=512))
+    ended = manager.wait(job.id, JOB_TIMEOUT_S)
+    assert ended.state == jobs.FAILED
+    assert "nothing was saved" in ended.error and "smaller learning rate" in ended.error
+    assert saved_files(manager.folder) == []
+
+
+def test_failed_save_fails_with_a_clear_message(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # root ignores permissions, but not a file in the path
+    manager = jobs.JobManager(folder=blocker / "models", data_root=default_data_root())
+    try:
+        ended = manager.wait(manager.start(TINY).id, JOB_TIMEOUT_S)
+    finally:
+        manager.shutdown()
+    assert ended.state == jobs.FAILED
+    assert ended.error.startswith(f"could not save the model in {blocker / 'models'}")
+    assert "Nothing was saved" in ended.error
+    assert sorted(os.listdir(tmp_path)) == ["a-file"]
