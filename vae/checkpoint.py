@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import time
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -83,11 +85,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles; the CheckpointError says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses anything but tensors and plain values; nothing in the file ran.
+        # torch raises the same error for bytes that are no pickle at all: only a zip (torch.save)
+        # or a pickle (protocol 2+ starts with PROTO, 0x80) can hold objects.
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if not (zipfile.is_zipfile(path) or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)):
+            raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (unreadable data)") from None
+        # torch's first line is generic boilerplate; its reason follows "WeightsUnpickler error:".
+        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
+        detail = reason.group(1).split(". ")[0].rstrip(".") if reason else "not tensors and plain values only"
         raise CheckpointError(f"{path.name} holds Python objects other than tensors and plain values; "
-                              f"refused to load it, since it could run code ({str(exc).splitlines()[0]})") from None
+                              f"refused to load it, since it could run code ({detail})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as exc:
         raise CheckpointError(f"{path.name} is truncated or not a PyTorch checkpoint "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None

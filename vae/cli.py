@@ -32,12 +32,14 @@ class ProgressBar:
 
     def __init__(self, stream=sys.stderr, every_s: float = 0.25):
         self.stream, self.every_s, self.last = stream, every_s, 0.0
+        self.line_open = False  # a '\r' line without its newline: an error must not be glued to it
 
     def __call__(self, p) -> None:
         now = time.perf_counter()
         if not p.epoch_end and now - self.last < self.every_s:
             return
         self.last = now
+        self.line_open = not p.epoch_end
         width = 20
         filled = int(width * p.step / p.steps_per_epoch)
         line = (f"epoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (width - filled)}] "
@@ -48,6 +50,12 @@ class ProgressBar:
         self.stream.write("\r" + line.ljust(100) + ("\n" if p.epoch_end else ""))
         self.stream.flush()
 
+    def close(self) -> None:
+        if self.line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.line_open = False
+
 
 def cmd_train(args) -> int:
     spec = TrainingSpec(kind=args.model, latent_dim=args.latent, epochs=args.epochs, batch_size=args.batch_size,
@@ -55,7 +63,11 @@ def cmd_train(args) -> int:
                         train_size=args.train_size, seed=args.seed)  # validates every choice
     data = load_mnist(args.data_root)
     print(f"data: {data.source_label}", file=sys.stderr)
-    path, metadata, result = run_training(spec, out=args.out, data=data, on_progress=ProgressBar())
+    bar = ProgressBar()
+    try:
+        path, metadata, result = run_training(spec, out=args.out, data=data, on_progress=bar)
+    finally:
+        bar.close()
     print(f"saved {path}: test loss {metadata['test_loss']['total']:.2f} nats/image, "
           f"trained on {metadata['train_images']:,} images ({result.images_per_s:,.0f} img/s, "
           f"{_duration(result.seconds)})")

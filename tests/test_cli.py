@@ -1,0 +1,96 @@
+"""`python -m vae` as a user runs it: a subprocess from the repo root. Good runs write a loadable
+checkpoint and print the losses; every bad input gives one `error:` line on stderr and a non-zero exit.
+
+The independent runs are started together at the session's beginning (conftest.cli_runs); the tests
+here wait for the results.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from conftest import CLI_BAD_ARGUMENTS, start_cli
+from vae.checkpoint import load_checkpoint
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, proc
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stdout == ""
+    return lines[0]
+
+
+def test_train_writes_a_loadable_checkpoint(cli_runs):
+    proc, out = cli_runs["train"].result(), cli_runs["folder"] / "x.pt"
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("data: MNIST (60,000 train / 10,000 test)\n")
+    assert re.search(r"epoch 1/1 \[#{20}\] 100% loss \d+\.\d\d .*\| test \d+\.\d\d", proc.stderr), proc.stderr
+    assert proc.stdout.startswith(f"saved {out}: test loss ")
+    assert "trained on 1,000 images" in proc.stdout
+    assert not list(out.parent.glob(".x.pt.*"))  # no temp file left
+
+    model, meta = load_checkpoint(out)
+    assert (model.kind, model.latent_dim, model.config.beta) == ("vae", 3, 1.0)
+    assert meta["kind"] == "vae" and meta["latent_dim"] == 3 and meta["epochs"] == 1
+    assert meta["train_images"] == 1000 and meta["data_source"] == "mnist" and meta["digits"] is None
+    assert meta["lr"] == 1e-2 and meta["batch_size"] == 256 and meta["seed"] == 0
+    assert len(meta["history"]) == 1 and meta["history"][0]["epoch"] == 1
+    assert 100 < meta["test_loss"]["total"] < 550  # learned something in 3 steps, not much
+    printed = float(re.search(r"test loss (\d+\.\d\d)", proc.stdout).group(1))
+    assert printed == round(meta["test_loss"]["total"], 2)
+
+
+def test_evaluate_prints_losses_and_source(cli_runs, mnist_root):
+    assert cli_runs["train"].result().returncode == 0
+    out = cli_runs["folder"] / "x.pt"
+    _, meta = load_checkpoint(out)
+    ev = start_cli("evaluate", out, "--data-root", mnist_root).result()
+    assert ev.returncode == 0, ev.stderr
+    assert ev.stderr == ""
+    lines = {line[:12].strip(): line[12:] for line in ev.stdout.splitlines()}
+    assert list(lines) == ["checkpoint", "model", "data", "train loss", "test loss"], ev.stdout
+    assert lines["checkpoint"] == str(out)
+    assert lines["model"] == "vae, latent 3, beta 1, trained 1 epochs on mnist"
+    assert lines["data"] == "mnist: MNIST (60,000 train / 10,000 test)"
+    number = r"(\d+\.\d\d) nats/image \(recon (\d+\.\d\d), kl (\d+\.\d\d)\)"
+    test = re.fullmatch(number, lines["test loss"])
+    train = re.fullmatch(number, lines["train loss"])
+    assert test and train, ev.stdout
+    for i, part in enumerate(("total", "recon", "kl"), start=1):
+        assert float(test.group(i)) == round(meta["test_loss"][part], 2), part
+    # The train loss is over all 60,000 training images, not the 1,000 it saw: close, not equal.
+    assert float(train.group(1)) != float(test.group(1))
+    assert abs(float(train.group(1)) - meta["test_loss"]["total"]) < 0.1 * meta["test_loss"]["total"]
+
+
+@pytest.mark.parametrize("name", list(CLI_BAD_ARGUMENTS))
+def test_bad_arguments_give_one_error_line(cli_runs, name):
+    line = assert_one_error_line(cli_runs[name].result())
+    message = CLI_BAD_ARGUMENTS[name][1]
+    assert message in line, line
+    assert not (cli_runs["bad_folder"] / f"{name}.pt").exists()
+
+
+def test_evaluate_truncated_checkpoint(cli_runs):
+    line = assert_one_error_line(cli_runs["evaluate-half"].result())
+    assert line.startswith("error: half.pt is truncated or not a PyTorch checkpoint")
+
+
+def test_train_with_huge_learning_rate_fails_and_writes_nothing(cli_runs):
+    proc = cli_runs["diverge"].result()
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "data: MNIST (60,000 train / 10,000 test)"
+    # The error starts its own line, even when it interrupts a progress bar's '\r' line.
+    assert re.fullmatch(r"error: loss (exploded to [\d,]+|became \S+) at epoch 1, step \d+: training stopped "
+                        r"and nothing was saved; try a smaller learning rate \(now 1\)", lines[-1]), proc.stderr
+    assert proc.stdout == ""
+    assert not (cli_runs["bad_folder"] / "diverged.pt").exists()
+    assert not list(cli_runs["bad_folder"].iterdir())  # no temp file either

@@ -1,0 +1,221 @@
+"""The report's ConvAE / ConvVAE: layer shapes, no biases, BatchNorm placement, the matmul fast paths,
+the public API (embed, reconstruct, loss) and that a few Adam steps on real MNIST lower the loss."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vae.data import to_float
+from vae.model import ConvAE, ConvVAE, ModelConfig, build_model, conv_to_1x1
+from vae.train import evaluate_loss
+
+LATENTS = (2, 3, 64)
+KINDS = ("ae", "vae")
+
+ENCODER_SHAPES = {"encoder.conv1": (4, 14, 14), "encoder.conv2": (16, 7, 7), "encoder.conv3": (64, 3, 3)}
+DECODER_SHAPES = {"decoder.conv3": (16, 7, 7), "decoder.conv2": (4, 14, 14), "decoder.conv1": (1, 28, 28)}
+# BatchNorm: name → (channels, the conv whose output it normalises)
+BATCHNORMS = {
+    "encoder.bn2": (16, "encoder.conv2"),
+    "encoder.bn3": (64, "encoder.conv3"),
+    "decoder.bn4": (64, None),  # decoder.conv4 runs as a matmul, not as a module call
+    "decoder.bn3": (16, "decoder.conv3"),
+    "decoder.bn2": (4, "decoder.conv2"),
+}
+
+
+def _model(kind: str, latent: int, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(kind, latent)
+
+
+def _record(model: nn.Module):
+    """Forward hooks on every submodule: name → (input, output) of its last call."""
+    seen, handles = {}, []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_hook(
+                lambda mod, inp, out, name=name: seen.__setitem__(name, (inp[0].detach(), out.detach()))))
+    return seen, handles
+
+
+@pytest.fixture(scope="module")
+def real_batch(mnist):
+    return to_float(mnist.test_images[:256])
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_shapes_match_the_report(kind, latent):
+    model = _model(kind, latent).eval()
+    x = torch.rand(5, 1, 28, 28)
+    seen, handles = _record(model)
+    with torch.no_grad():
+        z = model.embed(x)
+        logits = model.decoder(z)
+    for h in handles:
+        h.remove()
+
+    for name, shape in {**ENCODER_SHAPES, **DECODER_SHAPES}.items():
+        assert tuple(seen[name][1].shape) == (5, *shape), name
+    # Encoder's last layer (z × 1 × 1) and decoder's first (64 × 3 × 3), called as the modules they are.
+    h = seen["encoder"][1]
+    heads = ["conv4"] if kind == "ae" else ["conv_mean", "conv_std"]
+    for head in heads:
+        assert tuple(getattr(model, head)(h).shape) == (5, latent, 1, 1)
+    assert tuple(model.decoder.conv4(z.view(5, latent, 1, 1)).shape) == (5, 64, 3, 3)
+    assert tuple(seen["decoder.bn4"][0].shape) == (5, 64, 3, 3)
+    assert z.shape == (5, latent)
+    assert logits.shape == (5, 1, 28, 28)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_convolution_has_a_bias(kind):
+    model = _model(kind, 3)
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    expected = 8 if kind == "ae" else 9  # 4 encoder (VAE: 3 + 2 heads) + 4 decoder
+    assert len(convs) == expected
+    for name, conv in convs:
+        assert conv.bias is None, name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batchnorm_on_the_middle_layers_only(kind):
+    model = _model(kind, 3).train()
+    bns = {n: m.num_features for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert bns == {name: channels for name, (channels, _) in BATCHNORMS.items()}
+
+    # Each BatchNorm normalises exactly its conv's output (nothing between them), and the first
+    # encoder layer, the latent heads and the output layer feed no BatchNorm.
+    seen, handles = _record(model)
+    with torch.no_grad():
+        model.decoder(model.embed(torch.rand(4, 1, 28, 28)))
+    for h in handles:
+        h.remove()
+    for name, (_, conv) in BATCHNORMS.items():
+        if conv is not None:
+            assert torch.equal(seen[name][0], seen[conv][1]), f"{name} does not take {conv}'s output"
+    bn_inputs = [seen[n][0] for n in BATCHNORMS]
+    for unnormalised in ("encoder.conv1", "decoder.conv1"):
+        out = seen[unnormalised][1]
+        assert not any(b.shape == out.shape and torch.equal(b, out) for b in bn_inputs), unnormalised
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+def test_conv_to_1x1_equals_the_conv_module(latent):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(64, latent, 3, 2, 0, bias=False)
+    h = torch.randn(7, 64, 3, 3)
+    fast = conv_to_1x1(conv, h)
+    assert fast.shape == (7, latent)
+    assert torch.allclose(fast, conv(h).flatten(1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_embed_equals_calling_the_encoder_head_module(kind, latent):
+    model = _model(kind, latent).eval()
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        head = model.conv4 if kind == "ae" else model.conv_mean
+        slow = head(model.encoder(x)).flatten(1)
+        assert torch.allclose(model.embed(x), slow, atol=1e-5, rtol=1e-5)
+        if kind == "vae":
+            std = F.softplus(model.conv_std(model.encoder(x)).flatten(1))
+            assert torch.allclose(model.posterior(x).stddev, std, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+def test_decoder_first_layer_matmul_equals_conv_transpose(latent):
+    """The decoder computes conv4 as z @ weight; it must equal the ConvTranspose2d module's output."""
+    torch.manual_seed(2)
+    decoder = ConvVAE(latent).decoder.eval()
+    z = torch.randn(9, latent)
+    seen, handles = _record(decoder)
+    with torch.no_grad():
+        decoder(z)
+        module_out = decoder.conv4(z.view(9, latent, 1, 1))
+    for h in handles:
+        h.remove()
+    fast = seen["bn4"][0]  # what the forward pass fed to bn4: its matmul version of conv4
+    assert fast.shape == module_out.shape == (9, 64, 3, 3)
+    assert torch.allclose(fast, module_out, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_embed_and_reconstruct_shapes_and_range(kind, latent, real_batch):
+    model = _model(kind, latent).eval()
+    x = real_batch[:10]
+    with torch.no_grad():
+        z = model.embed(x)
+        r = model.reconstruct(x)
+        d = model.decode(torch.randn(3, latent) * 50)  # far outside the prior: still valid pixels
+    assert z.shape == (10, latent) and z.dtype == torch.float32
+    assert r.shape == (10, 1, 28, 28)
+    for images in (r, d):
+        assert images.min() >= 0.0 and images.max() <= 1.0
+    assert model.kind == kind and model.latent_dim == latent
+
+
+def test_vae_reconstruct_is_deterministic_in_eval_mode_but_forward_samples(real_batch):
+    model = _model("vae", 3).eval()
+    x = real_batch[:16]
+    with torch.no_grad():
+        assert torch.equal(model.reconstruct(x), model.reconstruct(x))
+        assert torch.equal(model.embed(x), model.embed(x))
+        # forward() samples z: two calls differ, so the determinism above is not for free.
+        assert not torch.equal(model(x)[0], model(x)[0])
+
+
+def test_ae_loss_has_zero_kl_and_is_summed_bce(real_batch):
+    model = _model("ae", 3).eval()
+    x = real_batch[:32]
+    with torch.no_grad():
+        loss = model.loss(x)
+        logits, _ = model(x)
+    assert set(loss) == {"total", "recon", "kl"}
+    assert float(loss["kl"]) == 0.0
+    assert torch.equal(loss["total"], loss["recon"])
+    expected = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="sum") / len(x)
+    assert torch.allclose(loss["recon"], expected, rtol=1e-3)
+    assert 300 < float(loss["recon"]) < 800  # an untrained decoder: ~ln 2 nats per pixel
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.25, 4.0])
+def test_vae_total_is_recon_plus_beta_kl(beta, real_batch):
+    torch.manual_seed(0)
+    model = ConvVAE(3, beta=beta).train()
+    torch.manual_seed(5)
+    loss = model.loss(real_batch[:32])
+    assert float(loss["kl"].detach()) > 0.0
+    assert torch.allclose(loss["total"], loss["recon"] + beta * loss["kl"], rtol=1e-5, atol=1e-4)
+    assert model.config.beta == beta
+
+
+def test_model_config_validation():
+    for bad in [dict(kind="gan"), dict(latent_dim=0), dict(latent_dim=2000), dict(latent_dim=2.5), dict(beta=-1.0)]:
+        with pytest.raises(ValueError):
+            ModelConfig(**bad)
+    with pytest.raises(ValueError, match="latent"):
+        build_model("vae", 0)
+    assert isinstance(build_model("ae", 2), ConvAE) and isinstance(build_model("vae", 2), ConvVAE)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_loss_falls_with_adam_on_real_mnist(kind, real_batch):
+    torch.manual_seed(0)
+    model = build_model(kind, 16)
+    images = (real_batch * 255).round().to(torch.uint8)
+    before = evaluate_loss(model, images)["total"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(30):
+        loss = model.loss(real_batch)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = evaluate_loss(model, images)["total"]
+    assert after < 0.5 * before, (before, after)  # ~545 → ~210 nats/image
