@@ -1,2 +1,164 @@
+"""Error histograms (report Fig. 7): reconstruction error of every training and test image, and the threshold."""
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
-st.title("histograms")
+from plotly.subplots import make_subplots
+
+from pages import common
+from vae.data import FALLBACK_SUBSET
+from vae.errors import (THRESHOLD_RULES, expected_share_of_test, fraction_above, share_of_test_above,
+                        share_of_test_per_bin, shared_bins, split_histogram, threshold, top_errors)
+from vae.latent import enlarge, reconstruct_rows
+
+TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
+RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"
+PERCENTILE_RANGE = (90.0, 100.0)
+K_RANGE = (0.0, 10.0)
+TAIL_PERCENTILES = [90.0, 95.0, 99.0, 99.9]
+MIN_IMAGES_FOR_SHARE = 20  # a bin with fewer images gives no meaningful test share
+GALLERY_SIZE = 16
+GALLERY_COLUMNS = 8
+
+
+def restore_threshold_widgets() -> None:
+    """Widgets forget their values when the user leaves the page: start them from the stored choice."""
+    rule, param = common.current_threshold_rule()
+    st.session_state.setdefault(RULE_KEY, rule)
+    if PERCENTILE_KEY not in st.session_state:
+        p = param if rule == "percentile" and param is not None else 99.0
+        st.session_state[PERCENTILE_KEY] = float(np.clip(p, *PERCENTILE_RANGE))
+    if K_KEY not in st.session_state:
+        k = param if rule == "mean_k_sigma" and param is not None else 3.0
+        st.session_state[K_KEY] = float(np.clip(k, *K_RANGE))
+
+
+def bars(fig, edges, values, counts, name, colour, total, **where):
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig.add_trace(go.Bar(x=centres, y=values, width=np.diff(edges), name=name, marker_color=colour, opacity=0.6,
+                         customdata=np.stack([edges[:-1], edges[1:], counts], axis=1),
+                         hovertemplate=(f"{name}: %{{y:.2f}}% of {total:,} images (%{{customdata[2]:,}})<br>"
+                                        "error %{customdata[0]:.1f} – %{customdata[1]:.1f}<extra></extra>")),
+                  **where)
+
+
+def histogram_figure(train, test, edges, limit) -> go.Figure:
+    fig = go.Figure()
+    for errors, name, colour in ((train, "training", TRAIN_COLOUR), (test, "test", TEST_COLOUR)):
+        counts, percent = split_histogram(errors, edges)
+        bars(fig, edges, percent, counts, name, colour, len(errors))
+    fig.add_vline(x=limit, line_dash="dash", line_color="red", annotation_text="threshold")
+    fig.update_layout(barmode="overlay", height=380, margin=dict(t=30, b=0), xaxis_title="reconstruction error",
+                      yaxis_title="% of the split's images", legend=dict(orientation="h", y=1.1))
+    return fig
+
+
+def tail_figure(train, test, edges, limit, expected) -> go.Figure:
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
+    counts = {}
+    for errors, name, colour in ((train, "training", TRAIN_COLOUR), (test, "test", TEST_COLOUR)):
+        counts[name], percent = split_histogram(errors, edges)
+        bars(fig, edges, percent, counts[name], name, colour, len(errors), row=1, col=1)
+    share = share_of_test_per_bin(counts["training"], counts["test"], MIN_IMAGES_FOR_SHARE)
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig.add_trace(go.Scatter(x=centres, y=100 * share, mode="markers+lines", name="test share of the bin",
+                             line=dict(color=TEST_COLOUR), connectgaps=False,
+                             customdata=np.stack([counts["test"], counts["training"] + counts["test"]], axis=1),
+                             hovertemplate="%{y:.1f}% test (%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>"),
+                  row=2, col=1)
+    fig.add_hline(y=100 * expected, line_dash="dot", line_color="gray", row=2, col=1,
+                  annotation_text=f"{expected:.1%} expected", annotation_position="bottom right")
+    for row in (1, 2):
+        fig.add_vline(x=limit, line_dash="dash", line_color="red", row=row, col=1)
+    fig.update_layout(barmode="overlay", height=520, margin=dict(t=30, b=0), legend=dict(orientation="h", y=1.08))
+    fig.update_yaxes(title_text="% of the split's images", row=1, col=1)
+    fig.update_yaxes(title_text="test share (%)", rangemode="tozero", row=2, col=1)
+    fig.update_xaxes(title_text="reconstruction error", row=2, col=1)
+    return fig
+
+
+st.title("Error histograms")
+st.markdown("Reconstruction error (sum of squared pixel differences) of every training and every test image "
+            "(report Fig. 7). Blue: training images, orange: test images the model never saw. Images whose error "
+            "passes the threshold are flagged as anomalies; the Draw page uses the threshold chosen here.")
+
+entry = common.selected_entry()
+if entry is None:
+    st.error("No usable checkpoint: train one with `python -m vae train`.")
+    st.stop()
+try:
+    data = common.data()
+    train_errors, test_errors = common.errors_for(entry)
+except Exception as exc:  # DataUnavailable, or a checkpoint that became unreadable since the scan
+    st.error(f"Cannot score the images: {exc}")
+    st.stop()
+st.caption(f"Model: **{entry.label}** (pick another in the sidebar) · Data: {data.source_label} · "
+           f"{len(train_errors):,} training and {len(test_errors):,} test images scored.")
+if data.source == FALLBACK_SUBSET:
+    st.warning("MNIST itself is not available: these are the 5,000 digits of the offline fallback, "
+               "so the histograms are coarser and the numbers differ from the report's.")
+
+# --- threshold ------------------------------------------------------------------------------------------
+st.subheader("Threshold")
+restore_threshold_widgets()
+controls = st.columns([2, 3])
+rule = controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY)
+if rule == "percentile":
+    param = controls[1].slider("Training percentile", *PERCENTILE_RANGE, step=0.1, format="%.1f", key=PERCENTILE_KEY,
+                               help="The threshold is the error below which this share of training images lies.")
+elif rule == "mean_k_sigma":
+    param = controls[1].slider("k (standard deviations above the training mean)", *K_RANGE, step=0.1,
+                               format="%.1f", key=K_KEY)
+else:
+    param = None
+    controls[1].caption("The largest error of any training image: nothing the model trained on is flagged.")
+st.session_state[common.THRESHOLD_KEY] = (rule, param)
+limit = threshold(train_errors, rule, param)
+
+expected = expected_share_of_test(len(train_errors), len(test_errors))
+share_above, n_above = share_of_test_above(train_errors, test_errors, limit)
+metrics = st.columns(4)
+metrics[0].metric("Threshold (error)", f"{limit:.2f}", help=common.threshold_description())
+metrics[1].metric("Training images above", f"{fraction_above(train_errors, limit):.2%}",
+                  help=f"{int((train_errors > limit).sum()):,} of {len(train_errors):,}")
+metrics[2].metric("Test images above", f"{fraction_above(test_errors, limit):.2%}",
+                  help=f"{int((test_errors > limit).sum()):,} of {len(test_errors):,}")
+metrics[3].metric("Test share of flagged images", "—" if n_above == 0 else f"{share_above:.1%}",
+                  delta=None if n_above == 0 else f"{100 * (share_above - expected):+.1f} pts vs {expected:.1%}",
+                  help=f"Of the {n_above:,} images above the threshold, the share that are test images. If error did "
+                       f"not depend on having been trained on, it would be {expected:.1%} (the test split's share).")
+
+# --- histograms -----------------------------------------------------------------------------------------
+st.subheader("All images")
+edges = shared_bins(train_errors, test_errors, bins=80)
+st.plotly_chart(histogram_figure(train_errors, test_errors, edges, limit), key="hist_chart_all")
+st.caption(f"Both splits on the same bins, each as a percentage of its own images ({len(train_errors):,} training "
+           f"against {len(test_errors):,} test images would otherwise hide the orange bars).")
+
+st.subheader("The high-error tail")
+tail_from = st.select_slider("Zoom into errors above the training percentile", TAIL_PERCENTILES, value=95.0,
+                             key=TAIL_KEY, format_func=lambda p: f"{p:g}th")
+tail_low = float(np.percentile(train_errors, tail_from))
+tail_edges = shared_bins(train_errors, test_errors, bins=30, low=tail_low)
+tail_share, tail_n = share_of_test_above(train_errors, test_errors, tail_low)
+st.plotly_chart(tail_figure(train_errors, test_errors, tail_edges, limit, expected), key="hist_chart_tail")
+if tail_n:
+    ratio = tail_share / expected
+    st.markdown(f"Above the training {tail_from:g}th percentile (error {tail_low:.1f}) lie {tail_n:,} images, "
+                f"**{tail_share:.1%} of them test images**: {ratio:.2f}× the {expected:.1%} expected if test images "
+                f"were reconstructed as well as training images. The report (Fig. 7b) finds the test share rising "
+                f"in this tail.")
+st.caption(f"Bottom: the share of each bin's images that are test images; bins with fewer than "
+           f"{MIN_IMAGES_FOR_SHARE} images are left out. Bars are percentages of each whole split.")
+
+# --- gallery --------------------------------------------------------------------------------------------
+st.subheader(f"The {GALLERY_SIZE} test images with the highest error")
+st.caption("Each pair: the test image, then the model's reconstruction.")
+worst = top_errors(test_errors, GALLERY_SIZE).tolist()
+model, _ = common.model_for(entry)
+reconstructions = reconstruct_rows(model, data.test_images, worst)
+labels = data.test_labels.numpy()
+columns = st.columns(GALLERY_COLUMNS)
+for i, (row, reconstruction) in enumerate(zip(worst, reconstructions)):
+    pair = np.hstack([data.test_images[row, 0].numpy() / 255.0, np.ones((28, 1)), reconstruction])
+    columns[i % GALLERY_COLUMNS].image(enlarge(pair, 3), clamp=True,
+                                       caption=f"#{row} · label {labels[row]} · error {test_errors[row]:.1f}")

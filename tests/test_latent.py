@@ -7,7 +7,7 @@ import torch
 from vae import ConvAE, ConvVAE
 from vae.errors import (expected_share_of_test, shared_bins, split_histogram, share_of_test_above, share_of_test_per_bin,
                         top_errors)
-from vae.latent import (cluster_scores, cluster_size_ratio, embed_dataset, embed_digit, grid_extent, knn_accuracy,
+from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, enlarge, embed_digit, grid_extent, knn_accuracy,
                         latent_grid, project, reconstruct_rows, selection_to_rows, tile)
 
 
@@ -229,3 +229,22 @@ def test_test_share_per_bin_and_above_a_limit():
 def test_top_errors_are_largest_first():
     assert top_errors(np.array([0.5, 3.0, 1.0, 2.0]), 3).tolist() == [1, 3, 2]
     assert top_errors(np.array([1.0]), 5).tolist() == [0]
+
+
+# --- comparison sentence and enlarging -------------------------------------------------------------------
+
+def test_compare_cluster_scores_says_what_the_numbers_show():
+    ae = {"knn_accuracy": 0.80, "silhouette": 0.10, "size_ratio": 2.0}
+    tighter = {"knn_accuracy": 0.90, "silhouette": 0.30, "size_ratio": 1.2}
+    looser = {"knn_accuracy": 0.70, "silhouette": 0.05, "size_ratio": 3.0}
+    assert "VAE's clusters are tighter, as the report says" in compare_cluster_scores(ae, tighter)
+    assert "silhouette (0.300 vs 0.100)" in compare_cluster_scores(ae, tighter)
+    sentence = compare_cluster_scores(ae, looser)
+    assert "AE's clusters are tighter, unlike the report" in sentence and "size ratio (2.000 vs 3.000)" in sentence
+    assert "mixed" in compare_cluster_scores(ae, {**tighter, "silhouette": 0.0})
+    assert compare_cluster_scores(ae, ae) == "The AE and the VAE score the same."
+
+
+def test_enlarge_repeats_pixels():
+    out = enlarge(np.array([[0.0, 1.0]]), 3)
+    assert out.shape == (3, 6) and out[:, :3].max() == 0.0 and out[:, 3:].min() == 1.0

@@ -271,3 +271,43 @@ def reconstruct_rows(model, uint8_images: torch.Tensor, rows) -> np.ndarray:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     model.eval()
     return model.reconstruct(to_float(uint8_images[rows]))[:, 0].numpy()
+
+
+SCORE_NAMES = {
+    "knn_accuracy": "k-NN accuracy",
+    "silhouette": "silhouette",
+    "size_ratio": "cluster size ratio",
+}
+HIGHER_IS_TIGHTER = {"knn_accuracy": True, "silhouette": True, "size_ratio": False}
+
+
+def compare_cluster_scores(ae: dict[str, float], vae: dict[str, float]) -> str:
+    """One plain sentence saying, score by score, whether the VAE's clusters come out tighter than the AE's.
+
+    Says what the numbers show, whether or not that agrees with the report.
+    """
+    vae_wins, ae_wins = [], []
+    for key, name in SCORE_NAMES.items():
+        if key not in ae or key not in vae or ae[key] == vae[key]:
+            continue
+        vae_better = (vae[key] > ae[key]) == HIGHER_IS_TIGHTER[key]
+        if vae_better:
+            vae_wins.append(f"{name} ({vae[key]:.3f} vs {ae[key]:.3f})")
+        else:
+            ae_wins.append(f"{name} ({ae[key]:.3f} vs {vae[key]:.3f})")
+    if not vae_wins and not ae_wins:
+        return "The AE and the VAE score the same."
+    parts = []
+    if vae_wins:
+        parts.append("the VAE scores better on " + ", ".join(vae_wins))
+    if ae_wins:
+        parts.append("the AE scores better on " + ", ".join(ae_wins))
+    verdict = ("here the VAE's clusters are tighter, as the report says" if not ae_wins else
+               "here the AE's clusters are tighter, unlike the report" if not vae_wins else
+               "these checkpoints give a mixed picture")
+    return "On these checkpoints " + "; ".join(parts) + f": {verdict}."
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling, so 28-px digits stay crisp (browsers blur small images they stretch)."""
+    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.float32))

@@ -1,0 +1,116 @@
+"""The Error histograms page in Streamlit's AppTest, with real MNIST and the shipped vae-z64: the
+threshold rules write the choice the Draw page reads, the numbers shown are the ones computed from the
+errors, the widgets come back as chosen after visiting another page. One AppTest session, in order."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages import common
+from vae.errors import fraction_above, threshold
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
+MODEL = ROOT / "checkpoints" / "vae-z64.pt"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def environment():
+    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
+        pytest.skip(f"MNIST not found under {MNIST_ROOT}")
+    if not MODEL.exists():
+        pytest.skip("shipped checkpoint vae-z64.pt not present")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MNIST_ROOT", str(MNIST_ROOT))
+        yield
+
+
+@pytest.fixture(scope="module")
+def page():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state[common.MODEL_KEY] = str(MODEL)
+    at.switch_page("pages/histograms.py").run()
+    return at
+
+
+@pytest.fixture(scope="module")
+def errors(page):
+    """The same (train, test) errors the page drew, from the cache its run filled."""
+    return common.get_errors(str(MODEL), MODEL.stat().st_mtime, str(MNIST_ROOT))
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def assert_clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_default_rule_is_stored_and_the_numbers_come_from_all_70000_errors(page, errors):
+    assert_clean(page)
+    train, test = errors
+    assert (len(train), len(test)) == (60_000, 10_000)
+    assert page.session_state[common.THRESHOLD_KEY] == ("percentile", 99.0)
+    limit = threshold(train, "percentile", 99.0)
+    assert metric(page, "Threshold (error)") == f"{limit:.2f}"
+    assert metric(page, "Training images above") == f"{fraction_above(train, limit):.2%}"
+    assert metric(page, "Test images above") == f"{fraction_above(test, limit):.2%}"
+    assert any("MNIST (60,000 train / 10,000 test)" in c.value for c in page.caption)
+    assert any("of them test images" in m.value for m in page.markdown)  # the tail's test share, as a number
+
+
+def test_gallery_shows_the_16_highest_error_test_images(page, errors):
+    _, test = errors
+    captions = [caption for image in page.get("image") for caption in image.captions]
+    assert len(captions) == 16
+    worst = max(range(len(test)), key=test.__getitem__)
+    assert captions[0].startswith(f"#{worst} · label ") and captions[0].endswith(f"error {test[worst]:.1f}")
+
+
+def test_choosing_mean_plus_k_sigma_stores_it_and_changes_the_threshold(page, errors):
+    train, _ = errors
+    before = metric(page, "Threshold (error)")
+    page.radio(key="hist_rule").set_value("mean_k_sigma").run()
+    assert_clean(page)
+    assert page.session_state[common.THRESHOLD_KEY] == ("mean_k_sigma", 3.0)
+    shown = metric(page, "Threshold (error)")
+    assert shown != before and shown == f"{threshold(train, 'mean_k_sigma', 3.0):.2f}"
+    page.slider(key="hist_k").set_value(1.5).run()
+    assert page.session_state[common.THRESHOLD_KEY] == ("mean_k_sigma", 1.5)
+    assert metric(page, "Threshold (error)") == f"{train.mean() + 1.5 * train.std():.2f}"
+
+
+def test_training_maximum_flags_no_training_image(page, errors):
+    train, _ = errors
+    page.radio(key="hist_rule").set_value("max").run()
+    assert_clean(page)
+    assert page.session_state[common.THRESHOLD_KEY] == ("max", None)
+    assert metric(page, "Threshold (error)") == f"{train.max():.2f}"
+    assert metric(page, "Training images above") == "0.00%"
+
+
+def test_the_choice_survives_a_visit_to_another_page(page):
+    page.radio(key="hist_rule").set_value("percentile").run()
+    page.slider(key="hist_percentile").set_value(97.5).run()
+    page.switch_page("pages/home.py").run()
+    page.switch_page("pages/histograms.py").run()
+    assert_clean(page)
+    assert page.radio(key="hist_rule").value == "percentile"
+    assert page.slider(key="hist_percentile").value == 97.5
+    assert page.session_state[common.THRESHOLD_KEY] == ("percentile", 97.5)
+
+
+def test_the_threshold_chosen_here_is_the_one_the_draw_page_uses(page, errors):
+    train, _ = errors
+    page.radio(key="hist_rule").set_value("mean_k_sigma").run()
+    page.slider(key="hist_k").set_value(2.5).run()
+    limit = threshold(train, "mean_k_sigma", 2.5)
+    page.switch_page("pages/draw.py").run()
+    next(r for r in page.radio if r.label == "Input").set_value("Test digit").run()
+    assert_clean(page)
+    said = " ".join(m.value for m in page.markdown)
+    assert f"{limit:.1f}" in said and "training mean + 2.5·σ" in said
