@@ -155,8 +155,10 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
         row = {"epoch": epoch, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
         test_loss = evaluate_loss(model, data.test_images) if config.evaluate_each_epoch else None
         if test_loss is not None:
-            if not math.isfinite(test_loss["total"]):
-                raise TrainingDiverged(f"test loss became {test_loss['total']} after epoch {epoch}: nothing was saved")
+            if not math.isfinite(test_loss["total"]) or test_loss["total"] > EXPLOSION_FACTOR * first_loss:
+                raise TrainingDiverged(
+                    f"test loss exploded to {test_loss['total']:,.0f} after epoch {epoch}: nothing was saved; "
+                    f"try a smaller learning rate (now {config.lr:g})")
             row.update({f"test_{k}": v for k, v in test_loss.items()})
         history.append(row)
         if on_progress is not None:
