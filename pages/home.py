@@ -1,2 +1,119 @@
+"""Home: what the report found, where each figure lives in the app, and the shipped models' own
+numbers behind it, computed live."""
 import streamlit as st
-st.title("home")
+
+from pages import common
+from vae import registry
+from vae.data import default_data_root
+from vae.errors import fraction_above
+from vae.latent import cluster_scores, compare_cluster_scores, embed_dataset
+
+
+@st.cache_data(show_spinner="Measuring the 2-D latent clusters…", max_entries=8)
+def latent_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
+    """k-NN accuracy, silhouette and cluster-size ratio of one model's test-set embeddings."""
+    model, _ = common.get_model(path, mtime)
+    d = common.get_data(root)
+    return cluster_scores(embed_dataset(model, d.test_images), d.test_labels.numpy())
+
+
+def shipped_models_table() -> list[dict]:
+    rows = []
+    for entry in common.checkpoint_entries():
+        if not (entry.shipped and entry.ok):
+            continue
+        m = entry.metadata
+        loss = m.get("test_loss") or {}
+        rows.append({
+            "model": entry.name, "kind": m["kind"].upper(), "latent": m["latent_dim"],
+            "epochs": m.get("epochs"), "training images": m.get("train_images"), "data": m.get("data_source"),
+            "test loss": loss.get("total"), "reconstruction": loss.get("recon"), "KL": loss.get("kl"),
+        })
+    return rows
+
+
+def show_cluster_scores() -> None:
+    rows, by_kind = [], {}
+    for kind in ("ae", "vae"):
+        entry = common.find_entry(kind, 2)
+        if entry is not None:
+            scores = by_kind[kind] = latent_cluster_scores(str(entry.path), entry.mtime, default_data_root())
+            rows.append({"model": entry.name, "k-NN accuracy": scores["knn_accuracy"],
+                         "silhouette": scores["silhouette"], "cluster size ratio": scores["size_ratio"]})
+    if not rows:
+        st.caption("No 2-D AE or VAE in checkpoints/ to measure.")
+        return
+    st.dataframe(rows, hide_index=True, column_config={
+        "k-NN accuracy": st.column_config.NumberColumn(format="percent"),
+        "silhouette": st.column_config.NumberColumn(format="%.3f"),
+        "cluster size ratio": st.column_config.NumberColumn(format="%.2f"),
+    })
+    st.caption("On the 10,000 test digits, in the 2-D latent itself. k-NN accuracy: how often a digit's 5 nearest "
+               "neighbours name it correctly; silhouette (−1…1): how tight and separate the digit clusters are; "
+               "size ratio: largest over smallest cluster radius, 1 = all equally big.")
+    if len(by_kind) == 2:
+        st.markdown(compare_cluster_scores(by_kind["ae"], by_kind["vae"]))
+
+
+def show_threshold() -> None:
+    entry = common.selected_entry()
+    if entry is None:
+        st.caption("No usable model selected.")
+        return
+    train_errors, test_errors = common.errors_for(entry)
+    limit = common.current_threshold(train_errors)
+    train_share, test_share = fraction_above(train_errors, limit), fraction_above(test_errors, limit)
+    comparison = "more often than" if test_share > train_share else "no more often than"
+    st.markdown(f"For **{entry.name}** (chosen in the sidebar) the threshold, the "
+                f"{common.threshold_description()}, is **{limit:.1f}**. Above it: **{train_share:.2%}** of "
+                f"training images and **{test_share:.2%}** of unseen test images — unseen digits cross it "
+                f"{comparison} seen ones.")
+
+
+st.title("Conv-VAE anomaly studio")
+st.markdown("A live companion to a research report on **convolutional autoencoders (AE) and variational "
+            "autoencoders (VAE) trained on MNIST handwritten digits**. A VAE squeezes each digit through a "
+            "small latent code and rebuilds the *typical* digit from it, so what it cannot rebuild (a flaw, "
+            "something it never learned) stands out: the reconstruction error is an anomaly score. Every "
+            "number in this app is computed from the models in `checkpoints/`, none is copied from the report.")
+
+st.header("What the report found, and where to see it")
+
+st.subheader("Fig. 4 / 5 — latent clusters")
+st.markdown("With a 2- or 3-dimensional latent, both models sort the digits into clusters without ever seeing "
+            "a label. The AE's clusters differ in size and leave wide empty gaps between them; the VAE's are "
+            "tighter, more equal in size, and fill the gaps — the sign of a model that generalises.")
+st.page_link("pages/latent.py", label="Latent space: the clusters of every model, 2-D and 3-D", icon="🌌")
+show_cluster_scores()
+
+st.subheader("Fig. 6 — local correction")
+st.markdown("A VAE with a 64-dimensional latent, given a digit it never saw, returns the same digit with its "
+            "local flaws corrected — faint strokes filled in, small protrusions removed — and no misreading. "
+            "Comparing input and output finds the flawed spots.")
+st.page_link("pages/draw.py", label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
+             "corrected spots circled", icon="✏️")
+
+st.subheader("Fig. 7 — error as an anomaly score")
+st.markdown("Histograms of the reconstruction error of training images and of unseen test images overlap, "
+            "but in the high-error tail the share of unseen images rises. So an error above a threshold set on "
+            "the training images flags an anomaly.")
+st.page_link("pages/histograms.py", label="Error histograms: both histograms, the tail, and the threshold "
+             "rule that every page uses", icon="📊")
+show_threshold()
+
+st.subheader("Fig. 8 — too small a latent over-corrects")
+st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
+            "outputs look alike, and some digits come back as a different digit.")
+st.page_link("pages/draw.py", label="Draw & correct, lower half: the same digit through latent 3 vs 64 and "
+             "AE vs VAE", icon="✏️")
+
+st.header("The shipped models")
+rows = shipped_models_table()
+if rows:
+    st.dataframe(rows, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.1f") for name in ("test loss", "reconstruction", "KL")})
+    st.caption("Test loss in nats per image: reconstruction (binary cross-entropy over the 784 pixels) plus, "
+               "for the VAE, the KL divergence of its latent code from the standard normal prior. Read from "
+               "each checkpoint's own metadata.")
+else:
+    st.warning(f"None of the shipped models ({', '.join(registry.SHIPPED)}) is in checkpoints/ and usable.")
