@@ -228,7 +228,8 @@ if selectable:
 else:
     notes.append("Streamlit cannot select points in a 3-D plot: pick a digit with the 2-D view or by number below.")
 if drawn is not None:
-    notes.append("★ is your digit from the Draw page, embedded by each model and placed with the same projection"
+    notes.append("★ is your digit from the Draw page (◆ in 3-D), embedded by each model and placed with the same "
+                 "projection"
                  + (" (t-SNE cannot place new points: it sits at its nearest neighbour's spot)."
                     if VIEWS[latent][view][1] == "tsne" else "."))
 else:
@@ -256,5 +257,5 @@ if latent == 2 and any(entries.values()):
     for (kind, entry), column in zip(entries.items(), st.columns(2)):
         if entry is not None:
             image, ((x0, x1), (y0, y1)) = get_latent_grid(*cache_args(entry))
-            column.image(image, caption=f"{kind.upper()}: z₁ from {x0:.2f} to {x1:.2f}, z₂ from {y0:.2f} to {y1:.2f}",
-                         clamp=True, width="stretch")
+            column.image(image, clamp=True, width="stretch",
+                         caption=f"{kind.upper()}: z₁ from {x0:.2f} to {x1:.2f}, z₂ from {y0:.2f} to {y1:.2f}")

@@ -99,7 +99,8 @@ def test_latent_2_shows_plots_scores_and_the_decoded_latent_planes(page):
     assert_score_table(page)
     assert any(s.value == "The latent plane, decoded" for s in page.subheader)
     captions = [caption for image in page.get("image") for caption in image.captions]
-    assert any(c.startswith("AE: z₁ from") for c in captions) and any(c.startswith("VAE: z₁ from") for c in captions)
+    for kind in ("AE", "VAE"):
+        assert any(c.startswith(f"{kind}: z₁ from") for c in captions)
 
 
 def test_picking_a_digit_by_number_shows_it_with_its_label(page, mnist):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from vae import ConvAE, ConvVAE
-from vae.errors import (expected_share_of_test, shared_bins, split_histogram, share_of_test_above, share_of_test_per_bin,
-                        top_errors)
-from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, enlarge, embed_digit, grid_extent, knn_accuracy,
-                        latent_grid, project, reconstruct_rows, selection_to_rows, tile)
+from vae.errors import (expected_share_of_test, share_of_test_above, share_of_test_per_bin, shared_bins,
+                        split_histogram, top_errors)
+from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, embed_digit, enlarge,
+                        grid_extent, knn_accuracy, latent_grid, project, reconstruct_rows, selection_to_rows, tile)
 
 
 def blobs(separation: float, n_per: int = 60, dims: int = 5, seed: int = 0):
