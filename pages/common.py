@@ -138,5 +138,8 @@ def sidebar() -> None:
         else:
             st.caption(f"Data: {d.source_label}")
 
+        from pages.retrain import retrain_sidebar  # imported here: pages.retrain imports this module
+        retrain_sidebar()
+
 
 DRAWN_DIGIT_KEY = "current_digit"  # session state: the 28×28 float array the Draw page last prepared

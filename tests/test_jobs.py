@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,8 @@ JOB_TIMEOUT_S = 240  # generous: the machine is shared; no test asserts on time
 
 @pytest.fixture
 def manager(tmp_path):
-    m = jobs.JobManager(folder=tmp_path / "models", data_root=default_data_root())
+    # one torch thread per job: on a busy 2-core machine a second thread mostly spins
+    m = jobs.JobManager(folder=tmp_path / "models", data_root=default_data_root(), cores=1)
     yield m
     m.shutdown()
 
@@ -74,6 +76,17 @@ def test_describe_spec():
     assert jobs.describe_spec(TINY) == "VAE z=2 · 1 epoch · all digits · 512 images"
     spec = TrainingSpec(kind="vae", latent_dim=16, epochs=5, beta=4.0, digits=(1,))
     assert jobs.describe_spec(spec) == "VAE z=16 · 5 epochs · β=4 · digits 1 · all images"
+
+
+def test_status_line_and_outcome_say_what_a_job_is_doing():
+    progress = Progress(2, 5, 3, 10, 1300, 7812.4, 65.0, {"total": 150.0, "recon": 140.0, "kl": 10.0})
+    running = jobs.JobView("id", TINY, None, jobs.RUNNING, progress, (), None, None, False, 0.0, None)
+    assert running.status_line == "Epoch 2/5 · 7,812 img/s · ETA 1m05s"
+    assert running.fraction_done == pytest.approx(13 / 50)
+    failed = jobs.JobView("id", TINY, None, jobs.FAILED, progress, (), None, "disk full", False, 0.0, 1.0)
+    assert not failed.active and failed.status_line == failed.outcome == "Training failed: disk full"
+    late = jobs.JobView("id", TINY, None, jobs.DONE, progress, (), Path("/m/vae-z2-1.pt"), None, True, 0.0, 1.0)
+    assert late.outcome == "Saved vae-z2-1.pt (it had finished before the cancel arrived)."
 
 
 def test_stale_temp_files_are_removed_and_fresh_ones_and_checkpoints_kept(tmp_path):
@@ -152,7 +165,7 @@ def test_exploding_loss_fails_with_a_clear_message_and_saves_nothing(manager):
 def test_failed_save_fails_with_a_clear_message(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # root ignores permissions, but not a file in the path
-    manager = jobs.JobManager(folder=blocker / "models", data_root=default_data_root())
+    manager = jobs.JobManager(folder=blocker / "models", data_root=default_data_root(), cores=1)
     try:
         ended = manager.wait(manager.start(TINY).id, JOB_TIMEOUT_S)
     finally:

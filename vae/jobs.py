@@ -39,6 +39,7 @@ from .training_run import TrainingSpec
 MAX_JOBS = 2  # the machine has 2 cores: a third job would only slow the other two down
 REPORT_EVERY_S = 0.2  # the UI refreshes once a second; 5 points a second draw a smooth curve
 CANCEL_GRACE_S = 2.0
+EXIT_GRACE_S = 30.0  # after its report, the time a child gets to exit by itself
 KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotten first
 STALE_TEMP_AGE_S = 3600.0  # a save's temp file this old belongs to a process that died mid-write
 
@@ -147,10 +148,10 @@ class JobView:
     def status_line(self) -> str:
         """'Epoch 2/5 · 7,812 img/s · ETA 1m05s', or what the job is doing or how it ended."""
         if self.state == STARTING:
-            return "Starting: loading MNIST…"
+            return "Starting: loading PyTorch and MNIST…"
         if self.state == SAVING:
             return "Scoring and saving the model…"
-        if self.state in (RUNNING,) and self.progress is not None:
+        if self.state == RUNNING and self.progress is not None:
             p = self.progress
             return f"Epoch {p.epoch}/{p.epochs} · {p.images_per_s:,.0f} img/s · ETA {format_duration(p.eta_s)}"
         return self.outcome
@@ -387,7 +388,12 @@ class JobManager:
                     job.process.kill()
             if not job.process.is_alive() and not job.messages.poll(0):
                 break
-        job.process.join(5.0)
+        # It has said its last word (or died). Exiting can take seconds on a busy machine; wait, then
+        # make sure it goes — it has nothing left to save — and reap it, or it lingers as a zombie.
+        job.process.join(EXIT_GRACE_S)
+        if job.process.is_alive():
+            job.process.kill()
+        job.process.join()
         job.messages.close()
         with self._lock:
             if job.state in ACTIVE_STATES:  # it ended without saying how
