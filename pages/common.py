@@ -14,6 +14,22 @@ from vae.checkpoint import CHECKPOINT_DIR
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root
 from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
 
+
+
+def _leave_pages_folder_mode() -> None:
+    """Streamlit takes a folder named pages/ beside app.py for its old automatic multipage mode until
+    st.navigation first runs, so the first visitor of a fresh server who opens /draw directly would
+    get that page alone, without app.py's sidebar. Leave that mode for good and start the run again
+    (the same page, now through app.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()
+
 DEFAULT_MODEL = "vae-z64.pt"
 MODEL_KEY = "model_path"  # session state: path (str) of the model chosen in the sidebar
 THRESHOLD_KEY = "threshold_rule"  # session state: (rule, param) chosen on the histogram page
