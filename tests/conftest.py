@@ -46,6 +46,14 @@ def mnist_root() -> Path:
     return MNIST_ROOT
 
 
+@pytest.fixture(scope="module")
+def app_environment(mnist_root):
+    """For AppTests: the app reads the real MNIST through MNIST_ROOT (the shipped checkpoints are in the repo)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MNIST_ROOT", str(mnist_root))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist(mnist_root):
     """Full MNIST (60,000 / 10,000), loaded once, never downloaded."""

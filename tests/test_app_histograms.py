@@ -17,14 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment():
-    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
-        pytest.skip(f"MNIST not found under {MNIST_ROOT}")
-    if not MODEL.exists():
-        pytest.skip("shipped checkpoint vae-z64.pt not present")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MNIST_ROOT", str(MNIST_ROOT))
-        yield
+def environment(app_environment):
+    yield
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def environment():
-    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
-        pytest.skip(f"MNIST not found under {MNIST_ROOT}")
-    missing = [name for name in SHIPPED if not (CHECKPOINTS / name).exists()]
-    if missing:
-        pytest.skip(f"shipped checkpoints missing: {missing}")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MNIST_ROOT", str(MNIST_ROOT))
-        yield
+def environment(app_environment):
+    yield
 
 
 @pytest.fixture(scope="module")
