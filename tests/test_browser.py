@@ -1,0 +1,164 @@
+"""Real-browser end-to-end test: Debian's chromium driven by Playwright against `streamlit run app.py`.
+
+A person's path through the app: draw a digit with the mouse, see its reconstruction and score,
+visit every page with no error on screen, retrain a tiny model and find it in the picker.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = open(ARTIFACTS.joinpath("streamlit.log") if ARTIFACTS.mkdir(exist_ok=True) is None else os.devnull, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def wait_until_idle(page, timeout_s: float = 90) -> None:
+    """Streamlit shows a 'running' status widget while the script runs; wait for it to go."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    quiet_since = None
+    while time.time() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 1.5:
+            return
+        time.sleep(0.25)
+    raise AssertionError("the app kept running for too long")
+
+
+def assert_no_errors(page, where: str) -> None:
+    errors = page.locator(ERROR_SELECTOR)
+    if errors.count():
+        page.screenshot(path=str(ARTIFACTS / f"error-{where}.png"), full_page=True)
+        raise AssertionError(f"{where}: error on screen: {errors.first.inner_text()[:500]}")
+
+
+def open_page(page, url: str, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    wait_until_idle(page)
+
+
+def draw_seven(page) -> None:
+    """Drag the mouse over the drawing canvas: a 7 (top bar, then the diagonal)."""
+    canvas = page.locator("canvas").last  # fabric.js stacks a lower and an upper (interactive) canvas
+    canvas.wait_for(state="visible", timeout=60_000)
+    box = canvas.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    strokes = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.45, 0.85)]]
+    for stroke in strokes:
+        page.mouse.move(x0 + stroke[0][0] * w, y0 + stroke[0][1] * h)
+        page.mouse.down()
+        for i in range(1, 13):
+            t = i / 12
+            x = stroke[0][0] + t * (stroke[1][0] - stroke[0][0])
+            y = stroke[0][1] + t * (stroke[1][1] - stroke[0][1])
+            page.mouse.move(x0 + x * w, y0 + y * h)
+        page.mouse.up()
+
+
+def test_draw_a_digit_and_see_it_corrected(server, page):
+    page.goto(server)
+    wait_until_idle(page)
+    assert_no_errors(page, "home")
+    open_page(page, server, "Draw & correct")
+    assert page.get_by_text("Draw a digit on the black canvas").count() == 1  # the blank-canvas hint
+    draw_seven(page)
+    page.get_by_text("Anomaly score").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert_no_errors(page, "draw")
+    assert page.get_by_text("Reconstruction by").count() >= 1
+    score = page.locator('[data-testid="stMetric"]').filter(has_text="Anomaly score")
+    assert float(score.locator('[data-testid="stMetricValue"]').inner_text()) > 0
+    assert page.locator('[data-testid="stMetric"]').filter(has_text="Verdict").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
+
+
+def test_every_page_renders_without_error(server, page):
+    page.goto(server)
+    wait_until_idle(page)
+    for title in ("Latent space", "Error histograms", "Draw & correct", "Home"):
+        open_page(page, server, title)
+        assert_no_errors(page, title)
+        page.screenshot(path=str(ARTIFACTS / f"page-{title.split()[0].lower()}.png"), full_page=True)
+
+
+def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
+    """The sidebar model picker (drawn by app.py) is there even when a visitor starts on /histograms."""
+    page.goto(f"{server}/histograms")
+    wait_until_idle(page)
+    assert_no_errors(page, "direct-url")
+    assert page.get_by_text("Checkpoint").first.is_visible()
