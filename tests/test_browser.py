@@ -162,3 +162,41 @@ def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
     wait_until_idle(page)
     assert_no_errors(page, "direct-url")
     assert page.get_by_text("Checkpoint").first.is_visible()
+
+
+def shown_value(selectbox) -> str:
+    """What a selectbox displays: its text, or the value of the input that holds it."""
+    inputs = selectbox.locator("input")
+    return selectbox.inner_text() + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
+
+
+def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, page):
+    checkpoints = ROOT / "checkpoints"
+    before = set(checkpoints.glob("*.pt"))
+    page.goto(server)
+    wait_until_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Retrain a model").click()
+    for label, value in (("Latent size", "2"), ("Epochs", "1"), ("Training images", "500")):
+        field = sidebar.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    try:
+        sidebar.get_by_role("button", name="Train in the background").click()
+        sidebar.get_by_text("Training runs in the background").wait_for(timeout=60_000)
+        picker = sidebar.locator('[data-testid="stSelectbox"]').first
+        deadline = time.time() + 240
+        while "vae-z2-" not in shown_value(picker):
+            assert time.time() < deadline, "the new model never reached the model picker"
+            assert_no_errors(page, "retrain")
+            time.sleep(1)
+        wait_until_idle(page)
+        page.screenshot(path=str(ARTIFACTS / "retrain.png"))
+        new = set(checkpoints.glob("*.pt")) - before
+        assert len(new) == 1 and next(iter(new)).name.startswith("vae-z2-")
+        assert next(iter(new)).stem in shown_value(picker)
+        assert sidebar.get_by_text("It is selected in the model picker").count() == 1
+        assert_no_errors(page, "retrain")
+    finally:
+        for path in set(checkpoints.glob("*.pt")) - before:
+            path.unlink()
