@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import to_float
+from .data import INFERENCE_CHUNK, to_float
 
 THRESHOLD_RULES = {
     "percentile": "training percentile",
@@ -26,7 +26,7 @@ def reconstruction_errors(model, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dataset_errors(model, images: torch.Tensor, batch_size: int = 5000) -> np.ndarray:
+def dataset_errors(model, images: torch.Tensor, batch_size: int = INFERENCE_CHUNK) -> np.ndarray:
     """uint8 images (N, 1, 28, 28) → float64 array (N,) of reconstruction errors."""
     out = [reconstruction_errors(model, to_float(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
     return torch.cat(out).double().numpy() if out else np.zeros(0)

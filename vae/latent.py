@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import to_float
+from .data import INFERENCE_CHUNK, to_float
 
 PROJECTION_METHODS = {
     "identity": "the latent coordinates themselves",
@@ -24,7 +24,7 @@ IMAGE_SIZE = 28
 
 
 @torch.no_grad()
-def embed_dataset(model, uint8_images: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
+def embed_dataset(model, uint8_images: torch.Tensor, batch_size: int = INFERENCE_CHUNK) -> np.ndarray:
     """uint8 images (N, 1, 28, 28) → (N, latent) float32 embeddings (the VAE's posterior means)."""
     model.eval()
     if len(uint8_images) == 0:
