@@ -22,7 +22,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
@@ -44,7 +44,7 @@ class ProgressBar:
         filled = int(width * p.step / p.steps_per_epoch)
         line = (f"epoch {p.epoch}/{p.epochs} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{100 * p.fraction_done:3.0f}% loss {p.train_loss['total']:.2f} | "
-                f"{p.images_per_s:,.0f} img/s | ETA {_duration(p.eta_s)}")
+                f"{p.images_per_s:,.0f} img/s | ETA {format_duration(p.eta_s)}")
         if p.epoch_end and p.test_loss is not None:
             line += f" | test {p.test_loss['total']:.2f}"
         self.stream.write("\r" + line.ljust(100) + ("\n" if p.epoch_end else ""))
@@ -70,7 +70,7 @@ def cmd_train(args) -> int:
         bar.close()
     print(f"saved {path}: test loss {metadata['test_loss']['total']:.2f} nats/image, "
           f"trained on {metadata['train_images']:,} images ({result.images_per_s:,.0f} img/s, "
-          f"{_duration(result.seconds)})")
+          f"{format_duration(result.seconds)})")
     return 0
 
 

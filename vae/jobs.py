@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import CHECKPOINT_DIR
-from .cli import _duration as format_duration
+from .cli import format_duration
 from .data import default_data_root
 from .train import Progress, TrainingDiverged
 from .training_run import TrainingSpec
