@@ -26,24 +26,16 @@ from vae import load_checkpoint, prepare_array
 from vae.correction import correct, upscale
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
 CHECKPOINTS = ROOT / "checkpoints"
 TIMEOUT = 180  # the first run scores all 70,000 images once on a shared 2-core machine
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def environment(app_environment):
-    yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 @pytest.fixture(scope="module")
-def seven_rgba():
+def seven_rgba(mnist):
     """MNIST test image 0 (a 7) as the canvas returns a drawing: 280×280 RGBA, white on black."""
-    from vae.data import load_mnist
-
-    digit = load_mnist(str(MNIST_ROOT), download=False, allow_fallback=False).test_images[0, 0].numpy()
+    digit = mnist.test_images[0, 0].numpy()
     gray = upscale(digit, 10)
     return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
 

@@ -10,15 +10,9 @@ from pages import common
 from vae.errors import fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
 MODEL = ROOT / "checkpoints" / "vae-z64.pt"
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def environment(app_environment):
-    yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +24,9 @@ def page():
 
 
 @pytest.fixture(scope="module")
-def errors(page):
+def errors(page, mnist_root):
     """The same (train, test) errors the page drew, from the cache its run filled."""
-    return common.get_errors(str(MODEL), MODEL.stat().st_mtime, str(MNIST_ROOT))
+    return common.get_errors(str(MODEL), MODEL.stat().st_mtime, str(mnist_root))
 
 
 def metric(at, label: str) -> str:

@@ -10,15 +10,9 @@ from pages.common import THRESHOLD_KEY
 from vae import registry
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
 CHECKPOINTS = ROOT / "checkpoints"
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def environment(app_environment):
-    yield
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 def home(rule=None) -> AppTest:

@@ -11,24 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pages.common import DRAWN_DIGIT_KEY, MODEL_KEY
-from vae import load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
-MNIST_ROOT = (ROOT / ".." / "shared" / "data").resolve()
 CHECKPOINTS = ROOT / "checkpoints"
 SHIPPED = [f"{kind}-z{z}.pt" for kind in ("ae", "vae") for z in (2, 3, 64)]
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def environment(app_environment):
-    yield
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist(str(MNIST_ROOT), download=False, allow_fallback=False)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 @pytest.fixture(scope="module")

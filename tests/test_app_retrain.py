@@ -1,7 +1,6 @@
 """The sidebar's Retrain section, driven through Streamlit's AppTest with real background jobs."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,14 +16,7 @@ from vae.training_run import TrainingSpec
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 300  # the machine is shared; this bounds a hang, it is not a speed requirement
 
-
-@pytest.fixture(scope="module", autouse=True)
-def mnist_root():
-    previous = os.environ.get("MNIST_ROOT")
-    os.environ["MNIST_ROOT"] = previous or str((ROOT / ".." / "shared" / "data").resolve())
-    yield
-    if previous is None:
-        os.environ.pop("MNIST_ROOT", None)
+pytestmark = pytest.mark.usefixtures("app_environment")
 
 
 def run_app(at: AppTest) -> AppTest:
