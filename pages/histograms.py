@@ -8,7 +8,8 @@ from pages import common
 from vae.data import FALLBACK_SUBSET
 from vae.errors import (THRESHOLD_RULES, expected_share_of_test, fraction_above, share_of_test_above,
                         share_of_test_per_bin, shared_bins, split_histogram, threshold, top_errors)
-from vae.latent import enlarge, reconstruct_rows
+from vae.correction import upscale
+from vae.latent import reconstruct_rows
 
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
 RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"
@@ -160,5 +161,5 @@ labels = data.test_labels.numpy()
 columns = st.columns(GALLERY_COLUMNS)
 for i, (row, reconstruction) in enumerate(zip(worst, reconstructions)):
     pair = np.hstack([data.test_images[row, 0].numpy() / 255.0, np.ones((28, 1)), reconstruction])
-    columns[i % GALLERY_COLUMNS].image(enlarge(pair, 3), clamp=True,
+    columns[i % GALLERY_COLUMNS].image(upscale(pair, 3), clamp=True,
                                        caption=f"#{row} · label {labels[row]} · error {test_errors[row]:.1f}")

@@ -7,9 +7,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import common
+from vae.correction import upscale
 from vae.data import default_data_root
 from vae.latent import (KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, cluster_scores, compare_cluster_scores, embed_dataset,
-                        embed_digit, enlarge, grid_extent, latent_grid, project, reconstruct_rows, selection_to_rows,
+                        embed_digit, grid_extent, latent_grid, project, reconstruct_rows, selection_to_rows,
                         tile)
 
 LATENT_SIZES = (2, 3, 64)
@@ -170,7 +171,7 @@ def picked_digits(rows: list[int], entries: dict, latent: int) -> None:
         heading = f"**{len(rows):,} test digits selected** (by label: {mix}); the first {len(shown)} shown"
     st.markdown(f"{heading}. Top to bottom: {', '.join(names)}.")
     for row, i, column in zip(shown, range(len(shown)), st.columns(MAX_SHOWN)):
-        column.image(enlarge(tile(np.stack([s[i] for s in stacks]), columns=1, gap=1), 3), clamp=True,
+        column.image(upscale(tile(np.stack([s[i] for s in stacks]), columns=1, gap=1), 3), clamp=True,
                      caption=f"#{row} · {labels[row]}")
 
 

@@ -7,7 +7,8 @@ import torch
 from vae import ConvAE, ConvVAE
 from vae.errors import (expected_share_of_test, share_of_test_above, share_of_test_per_bin, shared_bins,
                         split_histogram, top_errors)
-from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, embed_digit, enlarge,
+from vae.correction import upscale
+from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, embed_digit,
                         grid_extent, knn_accuracy, latent_grid, project, reconstruct_rows, selection_to_rows, tile)
 
 
@@ -245,6 +246,6 @@ def test_compare_cluster_scores_says_what_the_numbers_show():
     assert compare_cluster_scores(ae, ae) == "The AE and the VAE score the same."
 
 
-def test_enlarge_repeats_pixels():
-    out = enlarge(np.array([[0.0, 1.0]]), 3)
+def test_upscale_repeats_pixels():
+    out = upscale(np.array([[0.0, 1.0]]), 3)
     assert out.shape == (3, 6) and out[:, :3].max() == 0.0 and out[:, 3:].min() == 1.0

@@ -306,8 +306,3 @@ def compare_cluster_scores(ae: dict[str, float], vae: dict[str, float]) -> str:
                "here the AE's clusters are tighter, unlike the report" if not vae_wins else
                "these checkpoints give a mixed picture")
     return "On these checkpoints " + "; ".join(parts) + f": {verdict}."
-
-
-def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling, so 28-px digits stay crisp (browsers blur small images they stretch)."""
-    return np.kron(np.asarray(image), np.ones((factor, factor), dtype=np.float32))
