@@ -13,6 +13,7 @@ from vae import load_checkpoint, load_mnist, registry
 from vae.checkpoint import CHECKPOINT_DIR
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root
 from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
+from vae.latent import cluster_scores, embed_dataset
 
 
 
@@ -81,6 +82,18 @@ def get_errors(path: str, mtime: float, root: str) -> tuple[np.ndarray, np.ndarr
     model, _ = get_model(path, mtime)
     d = get_data(root)
     return dataset_errors(model, d.train_images), dataset_errors(model, d.test_images)
+
+
+@st.cache_resource(show_spinner="Embedding the test digits…", max_entries=12)
+def get_embeddings(path: str, mtime: float, root: str) -> np.ndarray:
+    """The latent codes of the whole test split under one model (the latent page and Home)."""
+    model, _ = get_model(path, mtime)
+    return embed_dataset(model, get_data(root).test_images)
+
+
+@st.cache_data(show_spinner="Scoring the clusters…", max_entries=12)
+def get_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
+    return cluster_scores(get_embeddings(path, mtime, root), get_data(root).test_labels.numpy())
 
 
 def errors_for(entry: registry.CheckpointEntry) -> tuple[np.ndarray, np.ndarray]:

@@ -6,15 +6,7 @@ from pages import common
 from vae import registry
 from vae.data import default_data_root
 from vae.errors import fraction_above
-from vae.latent import cluster_scores, compare_cluster_scores, embed_dataset
-
-
-@st.cache_data(show_spinner="Measuring the 2-D latent clusters…", max_entries=8)
-def latent_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
-    """k-NN accuracy, silhouette and cluster-size ratio of one model's test-set embeddings."""
-    model, _ = common.get_model(path, mtime)
-    d = common.get_data(root)
-    return cluster_scores(embed_dataset(model, d.test_images), d.test_labels.numpy())
+from vae.latent import compare_cluster_scores
 
 
 def shipped_models_table() -> list[dict]:
@@ -37,7 +29,7 @@ def show_cluster_scores() -> None:
     for kind in ("ae", "vae"):
         entry = common.find_entry(kind, 2)
         if entry is not None:
-            scores = by_kind[kind] = latent_cluster_scores(str(entry.path), entry.mtime, default_data_root())
+            scores = by_kind[kind] = common.get_cluster_scores(str(entry.path), entry.mtime, default_data_root())
             rows.append({"model": entry.name, "k-NN accuracy": scores["knn_accuracy"],
                          "silhouette": scores["silhouette"], "cluster size ratio": scores["size_ratio"]})
     if not rows:

@@ -9,7 +9,7 @@ import streamlit as st
 from pages import common
 from vae.correction import upscale
 from vae.data import default_data_root
-from vae.latent import (KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, cluster_scores, compare_cluster_scores, embed_dataset,
+from vae.latent import (KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, compare_cluster_scores,
                         embed_digit, grid_extent, latent_grid, project, reconstruct_rows, selection_to_rows,
                         tile)
 
@@ -35,26 +35,15 @@ VIEWS = {
 }
 
 
-@st.cache_resource(show_spinner="Embedding the test digits…", max_entries=12)
-def get_embeddings(path: str, mtime: float, root: str) -> np.ndarray:
-    model, _ = common.get_model(path, mtime)
-    return embed_dataset(model, common.get_data(root).test_images)
-
-
 @st.cache_resource(show_spinner="Projecting…", max_entries=24)
 def get_projection(path: str, mtime: float, root: str, dims: int, method: str, sample_size: int):
-    return project(get_embeddings(path, mtime, root), dims, method, sample_size=sample_size)
-
-
-@st.cache_data(show_spinner="Scoring the clusters…", max_entries=12)
-def get_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
-    return cluster_scores(get_embeddings(path, mtime, root), common.get_data(root).test_labels.numpy())
+    return project(common.get_embeddings(path, mtime, root), dims, method, sample_size=sample_size)
 
 
 @st.cache_data(show_spinner="Decoding the latent plane…", max_entries=12)
 def get_latent_grid(path: str, mtime: float, root: str) -> tuple[np.ndarray, tuple]:
     model, _ = common.get_model(path, mtime)
-    extent = grid_extent(get_embeddings(path, mtime, root))
+    extent = grid_extent(common.get_embeddings(path, mtime, root))
     return latent_grid(model, extent, GRID_STEPS), extent
 
 
@@ -176,7 +165,7 @@ def picked_digits(rows: list[int], entries: dict, latent: int) -> None:
 
 
 def score_table(entries: dict) -> None:
-    scores = {kind: get_cluster_scores(*cache_args(e)) for kind, e in entries.items() if e is not None}
+    scores = {kind: common.get_cluster_scores(*cache_args(e)) for kind, e in entries.items() if e is not None}
     if not scores:
         return
     st.subheader("How well the digits separate")
