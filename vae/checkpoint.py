@@ -22,6 +22,11 @@ FORMAT = "conv-vae-studio/1"
 SUFFIX = ".pt"
 
 
+# Read once: os.umask can only be read by setting it, which would race with threads saving at once.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, damaged, unsafe or of another architecture."""
 
@@ -58,9 +63,7 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a checkpoint is not
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; a checkpoint is not
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
