@@ -86,7 +86,8 @@ def cmd_evaluate(args) -> int:
     print(f"checkpoint  {args.checkpoint}")
     print(f"model       {model.kind}, latent {model.latent_dim}, beta {model.config.beta:g}, "
           f"trained {meta.get('epochs', '?')} epochs on {meta.get('data_source', '?')}")
-    print(f"data        {data.source}: {data.source_label}")
+    source = data.source_label if data.source_label.startswith(data.source) else f"{data.source}: {data.source_label}"
+    print(f"data        {source}")
     print(f"train loss  {fmt(train_loss)}")
     print(f"test loss   {fmt(test_loss)}")
     return 0
