@@ -6,6 +6,7 @@ which reaches a lower loss per epoch than plain Adam at 1e-3.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,25 @@ from typing import Callable
 import torch
 
 from .data import MnistData, to_float
+
+
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> None:
+    """Stop glibc from returning each step's freed activation memory to the OS.
+
+    By default it hands the multi-megabyte tensors of one step back and page-faults them in
+    again on the next: about 3,000 page faults per 256-image step, a third of the step's time on
+    two threads. Process-wide; a no-op where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,7 +131,8 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
     steps_per_epoch = n // batch_size  # the few left over are drawn in other epochs' shuffles
     total_steps = steps_per_epoch * config.epochs
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    keep_freed_memory()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     # A short warm-up from lr/10, then cosine annealing to ~0: the high peak learns fast early on.
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
                                                    pct_start=0.1, div_factor=10.0)
