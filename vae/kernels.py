@@ -1,9 +1,11 @@
 """Faster CPU arithmetic for the report's layers: the same weights and the same maths, other kernels.
 
-PyTorch's CPU kernels are slow at one thing this network does a lot: spreading a small map onto
-a larger one through a strided transposed convolution (the decoder's forward pass and every
-encoder conv's input gradient). On 1–16 channels that costs 4–7 ms per 256-image batch, while
-an ordinary stride-1 convolution of the same size takes under 1.5 ms. So:
+PyTorch's CPU kernels are slow at one thing this network does: spreading a small map onto a
+larger one through a strided transposed convolution with a 4×4 kernel and few channels (the
+decoder's last two layers, and the input gradient of the encoder's second). That costs 4–7 ms
+per 256-image batch, while an ordinary stride-1 convolution of the same size takes under 1.5 ms.
+So, for those three layers only (scripts/bench_kernels.py measures each layer both ways; on the
+others PyTorch's own kernels are as fast or faster):
 
 - `conv_transpose_by_phases` computes a stride-s transposed convolution as one stride-1
   convolution that produces the s×s output phases as channels, then `pixel_shuffle` interleaves
@@ -96,20 +98,13 @@ class StridedConv(torch.autograd.Function):
 
 
 class StridedConvTranspose(torch.autograd.Function):
-    """conv_transpose2d(x, weight, stride, padding) without bias, out_size × out_size.
-
-    by_phases picks the forward kernel: the phase rewrite wins on the decoder's 4×4 kernels, while
-    PyTorch's own kernel is faster for its 3×3 one (measured; see scripts/bench_kernels.py).
-    """
+    """conv_transpose2d(x, weight, stride, padding) without bias, out_size × out_size."""
 
     @staticmethod
-    def forward(ctx, x, weight, stride: int, padding: int, out_size: int, by_phases: bool):
+    def forward(ctx, x, weight, stride: int, padding: int, out_size: int):
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding = stride, padding
-        if by_phases:
-            return conv_transpose_by_phases(x, weight, stride, padding, out_size)
-        y = F.conv_transpose2d(x, weight, stride=stride, padding=padding)
-        return y[:, :, :out_size, :out_size]
+        return conv_transpose_by_phases(x, weight, stride, padding, out_size)
 
     @staticmethod
     def backward(ctx, grad):
@@ -118,16 +113,15 @@ class StridedConvTranspose(torch.autograd.Function):
         grad = grad.contiguous()
         grad_x = F.conv2d(grad, weight, stride=s, padding=p) if ctx.needs_input_grad[0] else None
         grad_w = conv_weight_grad(grad, x, weight.shape[-1], s, p) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w, None, None, None, None
+        return grad_x, grad_w, None, None, None
 
 
 def strided_conv(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     return StridedConv.apply(x, conv.weight, conv.stride[0], conv.padding[0])
 
 
-def strided_conv_transpose(x: torch.Tensor, conv: torch.nn.ConvTranspose2d, out_size: int,
-                           by_phases: bool = True) -> torch.Tensor:
-    return StridedConvTranspose.apply(x, conv.weight, conv.stride[0], conv.padding[0], out_size, by_phases)
+def strided_conv_transpose(x: torch.Tensor, conv: torch.nn.ConvTranspose2d, out_size: int) -> torch.Tensor:
+    return StridedConvTranspose.apply(x, conv.weight, conv.stride[0], conv.padding[0], out_size)
 
 
 class _BcePerImage(torch.autograd.Function):

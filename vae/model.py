@@ -53,12 +53,12 @@ class EncoderTrunk(nn.Module):
         self.relu = nn.LeakyReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # strided_conv(x, conv) == conv(x), with a faster backward pass (vae/kernels.py).
-        x = self.relu(strided_conv(x, self.conv1))  # (N, 4, 14, 14)
+        x = self.relu(self.conv1(x))  # (N, 4, 14, 14)
         # BatchNorm over 16 and 64 channels is ~3× faster channels-last; the 4- and 1-channel maps stay NCHW.
         x = x.contiguous(memory_format=torch.channels_last)
+        # strided_conv(x, conv) == conv(x), with a faster backward pass (vae/kernels.py).
         x = self.relu(self.bn2(strided_conv(x, self.conv2)))  # (N, 16, 7, 7)
-        x = self.relu(self.bn3(strided_conv(x, self.conv3)))  # (N, 64, 3, 3)
+        x = self.relu(self.bn3(self.conv3(x)))  # (N, 64, 3, 3)
         return x
 
 
@@ -79,8 +79,8 @@ class Decoder(nn.Module):
         # conv4 on a 1×1 input is a matrix product with its weight: same result, about 3× faster.
         x = (z @ self.conv4.weight.flatten(1)).view(-1, 64, 3, 3)  # (N, 64, 3, 3)
         x = self.relu(self.bn4(x.contiguous(memory_format=torch.channels_last)))
+        x = self.relu(self.bn3(self.conv3(x)))  # (N, 16, 7, 7)
         # strided_conv_transpose(x, conv, size) == conv(x), computed faster (vae/kernels.py).
-        x = self.relu(self.bn3(strided_conv_transpose(x, self.conv3, 7, by_phases=False)))  # (N, 16, 7, 7)
         x = self.relu(self.bn2(strided_conv_transpose(x, self.conv2, 14).contiguous()))  # (N, 4, 14, 14)
         return strided_conv_transpose(x, self.conv1, 28)  # (N, 1, 28, 28) logits; sigmoid gives pixels
 
