@@ -28,42 +28,42 @@ import torch.nn.functional as F
 
 @functools.lru_cache(maxsize=None)
 def _phase_taps(kernel: int, stride: int, padding: int) -> tuple[torch.Tensor, int]:
-    """For output phase a and window offset j: the kernel tap used, or `kernel` where none is.
+    """Which of the kernel's taps each (phase a, b; window offset i, j) uses; computed once per layer.
 
     Output pixel o = stride*m + a of a transposed conv sums input[m + d] * w[t] over the taps t
     with stride*(m + d) + t - padding = o, i.e. d = (a + padding - t) / stride. The offsets d of
-    all phases span one window; returns (taps (stride, window), the window's first offset).
+    all phases span one window. Returns (flat tap indices (stride, stride, window, window) into the
+    kernel's k*k taps, with k*k where a phase uses no tap; the window's first offset).
     """
     pairs = {(a, (a + padding - t) // stride): t
              for a in range(stride) for t in range(kernel) if (a + padding - t) % stride == 0}
     first = min(d for _, d in pairs)
     window = max(d for _, d in pairs) - first + 1
-    taps = torch.full((stride, window), kernel, dtype=torch.long)
+    taps = torch.full((stride, window), kernel, dtype=torch.long)  # 1-D: tap per (phase, offset)
     for (a, d), t in pairs.items():
         taps[a, d - first] = t
-    return taps, first
+    rows = taps.view(stride, 1, window, 1).expand(stride, stride, window, window)
+    cols = taps.view(1, stride, 1, window).expand(stride, stride, window, window)
+    zero_slot = kernel * kernel
+    return torch.where((rows == kernel) | (cols == kernel), zero_slot, rows * kernel + cols), first
 
 
 def _phase_weight(weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
     """(in, out, k, k) transposed-conv weight → (out*stride², in, window, window) conv weight."""
     c_in, c_out, k, _ = weight.shape
-    taps, _ = _phase_taps(k, stride, padding)
-    s, window = taps.shape
-    rows = taps.view(s, 1, window, 1).expand(s, s, window, window)
-    cols = taps.view(1, s, 1, window).expand(s, s, window, window)
-    zero_slot = k * k
-    flat = torch.where((rows == k) | (cols == k), zero_slot, rows * k + cols)  # (s, s, window, window)
+    flat, _ = _phase_taps(k, stride, padding)
+    window = flat.shape[-1]
     padded = torch.cat([weight.flatten(2), weight.new_zeros(c_in, c_out, 1)], 2)  # (in, out, k*k + 1)
     phased = padded[:, :, flat]  # (in, out, s, s, window, window)
     # pixel_shuffle reads channel c*s*s + a*s + b as output channel c at phase (a, b).
-    return phased.permute(1, 2, 3, 0, 4, 5).reshape(c_out * s * s, c_in, window, window)
+    return phased.permute(1, 2, 3, 0, 4, 5).reshape(c_out * stride * stride, c_in, window, window)
 
 
 def conv_transpose_by_phases(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
                              out_size: int) -> torch.Tensor:
     """conv_transpose2d(x, weight, stride, padding) cropped to out_size, as conv2d + pixel_shuffle."""
-    taps, first = _phase_taps(weight.shape[-1], stride, padding)
-    window = taps.shape[1]
+    flat, first = _phase_taps(weight.shape[-1], stride, padding)
+    window = flat.shape[-1]
     size = x.shape[-1]
     phase_size = -(-out_size // stride)
     before = -first  # F.pad crops where this is negative
