@@ -19,6 +19,13 @@ def _close(a, b, tol=1e-5):
     return (a - b).abs().max() <= tol * b.abs().max().clamp(min=1.0)
 
 
+def _assert_same_values_and_gradients(out, expected, inputs):
+    g = torch.randn_like(expected)
+    for got, want in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(expected, inputs, g)):
+        assert _close(got, want)
+    assert _close(out, expected)
+
+
 @pytest.mark.parametrize("c_in,c_out,k,s,p,size", TRANSPOSED)
 def test_conv_transpose_by_phases_equals_conv_transpose2d(c_in, c_out, k, s, p, size):
     torch.manual_seed(0)
@@ -46,11 +53,7 @@ def test_strided_conv_values_and_gradients(c_in, c_out, k, s, p, size):
     x = torch.randn(4, c_in, size, size, requires_grad=True)
     w = torch.randn(c_out, c_in, k, k, requires_grad=True)
     expected = F.conv2d(x, w, stride=s, padding=p)
-    out = StridedConv.apply(x, w, s, p)
-    g = torch.randn_like(expected)
-    for got, want in zip(torch.autograd.grad(out, (x, w), g), torch.autograd.grad(expected, (x, w), g)):
-        assert _close(got, want)
-    assert _close(out, expected)
+    _assert_same_values_and_gradients(StridedConv.apply(x, w, s, p), expected, (x, w))
 
 
 @pytest.mark.parametrize("c_in,c_out,k,s,p,size", TRANSPOSED)
@@ -59,11 +62,7 @@ def test_strided_conv_transpose_values_and_gradients(c_in, c_out, k, s, p, size)
     x = torch.randn(4, c_in, size, size, requires_grad=True)
     w = torch.randn(c_in, c_out, k, k, requires_grad=True)
     expected = F.conv_transpose2d(x, w, stride=s, padding=p)
-    out = StridedConvTranspose.apply(x, w, s, p, expected.shape[-1])
-    g = torch.randn_like(expected)
-    for got, want in zip(torch.autograd.grad(out, (x, w), g), torch.autograd.grad(expected, (x, w), g)):
-        assert _close(got, want)
-    assert _close(out, expected)
+    _assert_same_values_and_gradients(StridedConvTranspose.apply(x, w, s, p, expected.shape[-1]), expected, (x, w))
 
 
 def test_gradients_pass_finite_difference_checks_in_float64():
