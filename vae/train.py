@@ -26,8 +26,8 @@ def keep_freed_memory() -> None:
     """Stop glibc from returning each step's freed activation memory to the OS.
 
     By default it hands the multi-megabyte tensors of one step back and page-faults them in
-    again on the next: about 3,000 page faults per 256-image step, a third of the step's time on
-    two threads. Process-wide; a no-op where the C library is not glibc.
+    again on the next: about 3,000 page faults per 256-image step. Process-wide; a no-op where
+    the C library is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
