@@ -53,9 +53,8 @@ class EncoderTrunk(nn.Module):
         self.relu = nn.LeakyReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.conv1(x))  # (N, 4, 14, 14)
         # BatchNorm over 16 and 64 channels is ~3× faster channels-last; the 4- and 1-channel maps stay NCHW.
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.relu(self.conv1(x).contiguous(memory_format=torch.channels_last))  # (N, 4, 14, 14)
         # strided_conv(x, conv) == conv(x), with a faster backward pass (vae/kernels.py).
         x = self.relu(self.bn2(strided_conv(x, self.conv2)))  # (N, 16, 7, 7)
         x = self.relu(self.bn3(self.conv3(x)))  # (N, 64, 3, 3)
@@ -86,8 +85,12 @@ class Decoder(nn.Module):
 
 
 def conv_to_1x1(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
-    """A 3×3 unpadded conv over a 3×3 input, computed as the matrix product it is: (N, out)."""
-    return F.linear(h.flatten(1), conv.weight.flatten(1))
+    """A 3×3 unpadded conv over a 3×3 input, computed as the matrix product it is: (N, out).
+
+    Flattened in (y, x, channel) order: a free view of the encoder's channels-last output, whose
+    gradient then comes back channels-last too.
+    """
+    return F.linear(h.permute(0, 2, 3, 1).flatten(1), conv.weight.permute(0, 2, 3, 1).flatten(1))
 
 
 def reconstruction_nats(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
