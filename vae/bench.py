@@ -17,23 +17,32 @@ from .model import ConvVAE
 from .train import TrainConfig, evaluate_loss, train
 
 
-def textbook_loop(data_root: str, epochs: int, seed: int = 0) -> tuple[ConvVAE, float]:
+def textbook_loader(data_root: str):
+    """What tutorials write: torchvision MNIST + ToTensor in a DataLoader of 128, shuffled."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    dataset = datasets.MNIST(data_root, train=True, download=False, transform=transforms.ToTensor())
+    return DataLoader(dataset, batch_size=128, shuffle=True)
+
+
+def textbook_step(model, optimizer, x: torch.Tensor) -> None:
+    loss = model.loss(x)["total"]
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def textbook_loop(data_root: str, epochs: int, seed: int = 0) -> tuple[ConvVAE, float]:
     torch.manual_seed(seed)
     model = ConvVAE(64)
-    dataset = datasets.MNIST(data_root, train=True, download=False, transform=transforms.ToTensor())
-    loader = DataLoader(dataset, batch_size=128, shuffle=True)
+    loader = textbook_loader(data_root)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     seen, start = 0, time.perf_counter()
     for _ in range(epochs):
         for x, _ in loader:
-            loss = model.loss(x)["total"]
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            textbook_step(model, optimizer, x)
             seen += len(x)
     return model, seen / (time.perf_counter() - start)
 
