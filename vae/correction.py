@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .errors import reconstruction_errors
+from .errors import squared_error
 
 # Difference map colours: one hue per direction, so colour-blind readers can tell them apart.
 ADDED_COLOUR = (0, 170, 255)  # sky blue: ink the model added (reconstruction brighter than input)
@@ -158,8 +158,9 @@ def correct(model, image28: np.ndarray) -> Correction:
         raise ValueError(f"expected a prepared 28×28 image, got shape {image28.shape}")
     x = torch.from_numpy(image28).view(1, 1, 28, 28)
     model.eval()
-    recon = model.reconstruct(x)[0, 0].numpy()
-    score = float(reconstruction_errors(model, x)[0])
+    recon = model.reconstruct(x)
+    score = float(squared_error(recon, x)[0])  # the histograms' score, without reconstructing again
+    recon = recon[0, 0].numpy()
     return Correction(image28, recon, difference_map(image28, recon), score)
 
 

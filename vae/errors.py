@@ -18,11 +18,16 @@ THRESHOLD_RULES = {
 DEFAULT_RULE = ("percentile", 99.0)
 
 
+def squared_error(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) reconstructions and images → (N,) sum of squared pixel differences: the score."""
+    return (reconstruction - x).pow(2).flatten(1).sum(1)
+
+
 @torch.no_grad()
 def reconstruction_errors(model, x: torch.Tensor) -> torch.Tensor:
-    """x (N, 1, 28, 28) float in [0, 1] → (N,) sum of squared pixel differences."""
+    """x (N, 1, 28, 28) float in [0, 1] → (N,) anomaly scores under the model."""
     model.eval()
-    return (model.reconstruct(x) - x).pow(2).flatten(1).sum(1)
+    return squared_error(model.reconstruct(x), x)
 
 
 @torch.no_grad()
