@@ -16,7 +16,6 @@ from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
 from vae.latent import cluster_scores, embed_dataset
 
 
-
 def _leave_pages_folder_mode() -> None:
     """Streamlit takes a folder named pages/ beside app.py for its old automatic multipage mode until
     st.navigation first runs, so the first visitor of a fresh server who opens /draw directly would
