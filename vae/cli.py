@@ -14,7 +14,7 @@ from .training_run import TrainingSpec, parse_digits, run_training
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of argparse's usage block
-        raise SystemExit(_fail(f"{message} (see: python -m vae {self.prog.split()[-1]} --help)"))
+        raise SystemExit(_fail(f"{message} (see: {self.prog} --help)"))
 
 
 def _fail(message: str) -> int:
