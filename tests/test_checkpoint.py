@@ -85,8 +85,12 @@ def test_str_subclass_metadata_is_stored_as_plain_str(tmp_path):
 
 
 def test_save_is_atomic_and_replaces(tmp_path, images):
-    folder = tmp_path / "nested" / "dir"  # created on demand
+    folder = tmp_path / "nested" / "dir"
     path = folder / "model.pt"
+    with pytest.raises(FileNotFoundError):  # a mistyped folder is an error, not a new folder
+        save_checkpoint(_trained_ish("ae"), path, {"n": 1})
+    assert not (tmp_path / "nested").exists()
+    folder.mkdir(parents=True)
     save_checkpoint(_trained_ish("ae"), path, {"n": 1})
     assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
 

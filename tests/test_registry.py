@@ -39,25 +39,136 @@ def test_scan_lists_shipped_first_then_own_newest_first_and_broken_ones_with_the
     assert not mine.shipped and "digits 17" in mine.label
 
 
-def test_shipped_models_cannot_be_renamed_or_deleted(folder):
-    with pytest.raises(PermissionError, match="shipped"):
-        registry.rename(folder / "vae-z2.pt", "other")
-    with pytest.raises(PermissionError, match="shipped"):
-        registry.delete(folder / "ae-z64.pt")
-    assert (folder / "vae-z2.pt").exists() and (folder / "ae-z64.pt").exists()
+TOKEN, OTHER_TOKEN = "visitor-token-aaaaaaaa", "visitor-token-bbbbbbbb"
+MINE, THEIRS = registry.owner_key(TOKEN), registry.owner_key(OTHER_TOKEN)
 
 
-def test_rename_checks_the_name_and_never_overwrites(folder):
+@pytest.fixture
+def owned_folder(folder):
+    """The folder above plus one model of each visitor."""
+    save_checkpoint(ConvVAE(2), folder / "mine.pt", {"owner": MINE})
+    save_checkpoint(ConvVAE(2), folder / "theirs.pt", {"owner": THEIRS})
+    return folder
+
+
+def test_shipped_models_cannot_be_renamed_or_deleted_even_with_a_forged_owner(owned_folder):
+    save_checkpoint(ConvVAE(2), owned_folder / "vae-z2.pt", {"owner": MINE})  # a shipped name claiming an owner
+    with pytest.raises(PermissionError, match="shipped"):
+        registry.rename("vae-z2.pt", "other", MINE, owned_folder)
+    with pytest.raises(PermissionError, match="shipped"):
+        registry.delete("ae-z64.pt", MINE, owned_folder)
+    assert (owned_folder / "vae-z2.pt").exists() and (owned_folder / "ae-z64.pt").exists()
+
+
+def test_only_the_owner_may_rename_or_delete_and_models_without_an_owner_are_nobodys(owned_folder):
+    for name, key in (("theirs.pt", MINE), ("mine.pt", THEIRS), ("mine.pt", None), ("vae-z16-mine.pt", MINE)):
+        with pytest.raises(PermissionError, match="someone else"):
+            registry.delete(name, key, owned_folder)
+        with pytest.raises(PermissionError, match="someone else"):
+            registry.rename(name, "taken-over", key, owned_folder)
+    assert {p.name for p in owned_folder.glob("*.pt")} >= {"mine.pt", "theirs.pt", "vae-z16-mine.pt"}
+    entries = registry.scan(owned_folder)
+    assert [e.path.name for e in registry.owned(entries, MINE)] == ["mine.pt"]
+    assert [e.path.name for e in registry.owned(entries, THEIRS)] == ["theirs.pt"]
+    assert registry.owned(entries, None) == []
+
+
+@pytest.mark.parametrize("forged", [
+    "/etc/passwd", "../outside.pt", "sub/dir.pt", "", None, 7, "mine", "mine.pt/..", "mine.pt\x00.txt",
+    "vae-z2 · VAE z=2 · test 123.4 · mnist",  # a display label sent back as a value
+])
+def test_a_forged_name_never_reaches_the_filesystem(owned_folder, tmp_path_factory, forged):
+    outside = tmp_path_factory.mktemp("outside") / "outside.pt"
+    save_checkpoint(ConvVAE(2), outside, {"owner": MINE})
+    before = sorted(p.name for p in owned_folder.iterdir())
+    with pytest.raises(PermissionError):
+        registry.delete(forged, MINE, owned_folder)
+    with pytest.raises(PermissionError):
+        registry.rename(forged, "stolen", MINE, owned_folder)
+    assert outside.exists() and sorted(p.name for p in owned_folder.iterdir()) == before
+
+
+def test_a_link_to_a_file_outside_the_folder_is_refused(owned_folder, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside") / "victim.pt"
+    save_checkpoint(ConvVAE(2), outside, {"owner": MINE})
+    (owned_folder / "link.pt").symlink_to(outside)
+    with pytest.raises(PermissionError, match="not a checkpoint in"):
+        registry.delete("link.pt", MINE, owned_folder)
+    assert outside.exists()
+
+
+def test_rename_checks_the_name_and_never_overwrites(owned_folder):
     with pytest.raises(ValueError, match="letters, digits"):
-        registry.rename(folder / "vae-z16-mine.pt", "../escape")
+        registry.rename("mine.pt", "../escape", MINE, owned_folder)
     with pytest.raises(FileExistsError):
-        registry.rename(folder / "vae-z16-mine.pt", "ae-z3-newer")
+        registry.rename("mine.pt", "ae-z3-newer", MINE, owned_folder)
     with pytest.raises(FileExistsError):
-        registry.rename(folder / "vae-z16-mine.pt", "vae-z2")  # a shipped name
-    new = registry.rename(folder / "vae-z16-mine.pt", "ones-and-sevens.pt")
-    assert new.name == "ones-and-sevens.pt" and new.exists() and not (folder / "vae-z16-mine.pt").exists()
-    registry.delete(new)
+        registry.rename("mine.pt", "vae-z2", MINE, owned_folder)  # a shipped name
+    new = registry.rename("mine.pt", "ones-and-sevens.pt", MINE, owned_folder)
+    assert new.name == "ones-and-sevens.pt" and new.exists() and not (owned_folder / "mine.pt").exists()
+    registry.delete(new.name, MINE, owned_folder)
     assert not new.exists()
+
+
+def test_a_new_name_may_have_80_characters_and_not_81(owned_folder):
+    with pytest.raises(ValueError, match="at most 80"):
+        registry.rename("mine.pt", "a" * 81, MINE, owned_folder)
+    assert registry.rename("mine.pt", "a" * 80, MINE, owned_folder).name == "a" * 80 + ".pt"
+
+
+def test_tokens_are_random_and_only_their_hash_is_stored():
+    first, second = registry.new_token(), registry.new_token()
+    assert first != second and registry.valid_token(first) and registry.valid_token(second)
+    assert MINE != THEIRS and TOKEN not in MINE and len(MINE) == 32
+    for bad in (None, "", "short", "x" * 65, "has space in it!!", "../../etc/passwd////"):
+        assert not registry.valid_token(bad)
+        with pytest.raises(ValueError):
+            registry.owner_key(bad)
+
+
+def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reason(tmp_path):
+    import torch
+
+    from vae.checkpoint import FORMAT
+
+    good = ConvVAE(2).state_dict()
+    nan = {k: v.clone() for k, v in good.items()}
+    nan["decoder.conv1.weight"][0, 0, 0, 0] = float("nan")
+    payloads = {  # name → (payload, words of the reason)
+        "digits-5": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"digits": 5}}, "digits"),
+        "digits-12": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"digits": [1, 12]}}, "digits"),
+        "kind-7": ({"kind": 7, "latent_dim": 2, "state_dict": good, "metadata": {}}, "unknown model"),
+        "huge-latent": ({"kind": "vae", "latent_dim": 10**9, "state_dict": good, "metadata": {}}, "unknown model"),
+        "latent-mismatch": ({"kind": "vae", "latent_dim": 3, "state_dict": good, "metadata": {}}, "does not match"),
+        "other-net": ({"kind": "vae", "latent_dim": 2, "state_dict": {"w": torch.zeros(3)}, "metadata": {}},
+                      "does not match"),
+        "nan-weights": ({"kind": "vae", "latent_dim": 2, "state_dict": nan, "metadata": {}}, "NaN or infinite"),
+        "loss-text": ({"kind": "vae", "latent_dim": 2, "state_dict": good,
+                       "metadata": {"test_loss": {"total": "low"}}}, "test_loss"),
+        "owner-forged": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"owner": "../x"}}, "owner"),
+        "metadata-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": [1, 2]}, "metadata"),
+    }
+    for name, (payload, _) in payloads.items():
+        torch.save({"format": FORMAT, "beta": 1.0, **payload}, tmp_path / f"{name}.pt")
+    entries = {e.path.stem: e for e in registry.scan(tmp_path)}
+    for name, (_, words) in payloads.items():
+        entry = entries[name]
+        assert not entry.ok and words in entry.error, (name, entry.error)
+        assert entry.label == f"{name}.pt · BROKEN" and entry.owner is None and not entry.owned_by(MINE)
+
+
+def test_stale_temp_files_of_dead_saves_are_removed_when_the_registry_scans(folder):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    stale = folder / f".vae-z2-x.pt.{dead_pid}.abcd1234.tmp"
+    live = folder / f".vae-z2-y.pt.{os.getpid()}.abcd1234.tmp"  # a save in progress in this process
+    for path in (stale, live):
+        path.write_bytes(b"half a checkpoint")
+    registry.scan(folder)
+    assert not stale.exists() and live.exists()
 
 
 def test_default_names_say_kind_latent_digits_time_and_are_unique(tmp_path):
@@ -83,3 +194,17 @@ def test_a_broken_checkpoint_is_listed_with_its_reason_and_the_others_keep_worki
         assert not any(str(broken) == option for option in picker.options)
     finally:
         broken.unlink()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_with_bad_metadata_breaks_no_page(app_environment):
+    """A loadable file whose metadata says digits=5 raised in the picker's label on every page."""
+    bad = CHECKPOINT_DIR / "zz-bad-metadata-by-test.pt"
+    save_checkpoint(ConvVAE(2), bad, {"digits": 5, "test_loss": {"total": 1.0}})
+    try:
+        at = AppTest.from_file(str(CHECKPOINT_DIR.parent / "app.py"), default_timeout=120).run()
+        assert not at.exception
+        assert any("zz-bad-metadata-by-test.pt" in w.value and "digits" in w.value for w in at.sidebar.warning)
+        assert str(bad) not in at.sidebar.selectbox[0].options
+    finally:
+        bad.unlink()

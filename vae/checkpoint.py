@@ -5,11 +5,12 @@ Loading never unpickles arbitrary objects, so a malicious file cannot run code.
 """
 from __future__ import annotations
 
+import math
 import os
-import time
 import pickle
 import re
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,6 +21,10 @@ from .model import ConvAE, ConvVAE, build_model
 
 FORMAT = "conv-vae-studio/1"
 SUFFIX = ".pt"
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_AGE_S = 3600.0  # a temp file this old is stale whoever wrote it
+OWNER_PATTERN = re.compile(r"^[0-9a-f]{8,64}$")  # registry.owner_key's form, as stored in the metadata
+_TEMP_NAME = re.compile(r"^\..+\.pt\.(\d+)\.[^.]+\.tmp$")  # .NAME.pt.PID.RANDOM.tmp
 
 
 # Read once: os.umask can only be read by setting it, which would race with threads saving at once.
@@ -50,6 +55,8 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
     """Write atomically: a unique temp file in the same folder, fsync, then os.replace.
 
     overwrite=False never replaces an existing file: FileExistsError instead (two runs saving at once).
+    The folder must exist: a mistyped destination is an error, not a new folder. The temp file's name
+    carries this process's id, so one left by a process killed mid-save is recognised as stale.
     """
     path = Path(path)
     payload = {
@@ -60,8 +67,7 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": _plain(metadata or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; a checkpoint is not
         with os.fdopen(fd, "wb") as f:
@@ -126,10 +132,98 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[ConvAE | ConvVAE, dict]:
         first = str(exc).strip().splitlines()
         raise CheckpointError(f"{name} does not match the report's {payload['kind'].upper()} architecture "
                               f"({first[0] if first else type(exc).__name__} …)") from None
+    bad = next((key for key, value in payload["state_dict"].items()
+                if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
+    if bad is not None:
+        raise CheckpointError(f"{name} has NaN or infinite weights ({bad})")
     model.eval()
-    metadata = dict(payload.get("metadata") or {})
+    metadata = validate_metadata(payload.get("metadata"), name)
     metadata.update(kind=model.kind, latent_dim=model.latent_dim, beta=model.config.beta)
     return model, metadata
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Metadata keys the app reads, and what each must be. Anything else is kept as it is.
+_METADATA_RULES = {
+    "digits": ("a list of distinct digits 0-9, or null",
+               lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 10 and len(set(v)) == len(v)
+                                       and all(type(d) is int and 0 <= d <= 9 for d in v))),
+    "epochs": ("a whole number of epochs", lambda v: type(v) is int and 0 <= v <= 100_000),
+    "train_images": ("a whole number of images", lambda v: type(v) is int and 0 <= v <= 10_000_000),
+    "data_source": ("a short text", lambda v: isinstance(v, str) and len(v) <= 100),
+    "owner": ("an owner key", lambda v: isinstance(v, str) and OWNER_PATTERN.match(v) is not None),
+    "train_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
+    "test_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
+}
+
+
+def validate_metadata(metadata, name: str = "checkpoint") -> dict:
+    """A copy of the metadata, or CheckpointError naming the first field that is not what the app expects."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{name} has metadata of the wrong type ({type(metadata).__name__}, not a dict)")
+    for key, (expected, ok) in _METADATA_RULES.items():
+        if key in metadata and not ok(metadata[key]):
+            raise CheckpointError(f"{name} has bad metadata: {key} must be {expected}, got {metadata[key]!r:.60}")
+    return dict(metadata)
+
+
+def clean_stale_temp_files(folder: str | os.PathLike, older_than_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove save_checkpoint's temp files left by a process that died mid-save (kill -9, power loss).
+
+    A temp file is stale when the process named in it is gone, or when it is older than `older_than_s`
+    whoever wrote it; a young one of a living process is a save in progress and stays.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(f".*{SUFFIX}.*{TEMP_SUFFIX}"):
+        match = _TEMP_NAME.match(tmp.name)
+        try:
+            if not tmp.is_file() or tmp.is_symlink():
+                continue
+            if (match is None or _process_alive(int(match.group(1)))) and time.time() - tmp.stat().st_mtime <= older_than_s:
+                continue
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """The folder, if a checkpoint can be written there; else OSError saying why, before any training."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"the folder {folder} does not exist (create it first)")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    try:  # a real write: os.access says yes to root even on a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=f".write-check.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise PermissionError(f"cannot write checkpoints in {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

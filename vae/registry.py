@@ -1,16 +1,51 @@
-"""The checkpoints folder as a model registry: list, rename and delete, shipped models protected."""
+"""The checkpoints folder as a model registry shared by a server's visitors.
+
+- Every checkpoint is listed and, if it loads, usable by anyone; a file that does not load (damaged,
+  another architecture, bad metadata, NaN weights) is listed as broken with its reason.
+- A model trained from the app carries its owner's key in its metadata: only that owner may rename or
+  delete it. Shipped models and models without an owner (trained with the CLI) are nobody's to change.
+- A visitor is known by a random token (kept in the page's URL, so it survives a reload); the
+  metadata holds only a hash of it, so reading the checkpoints does not reveal anyone's token.
+- Rename and delete take a file *name*, never a path, and work only on a regular file directly in the
+  folder: whatever a browser sends, nothing outside the folder is touched.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, SUFFIX, CheckpointError, read_checkpoint
+from .checkpoint import CHECKPOINT_DIR, SUFFIX, CheckpointError, clean_stale_temp_files, load_checkpoint
 
 # Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
 SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+MAX_NAME_LENGTH = 80  # characters, without ".pt"
+NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}$")
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+MAX_MODELS_PER_OWNER = 10  # a visitor deletes one before training an eleventh
+
+
+class NotAllowed(PermissionError):
+    """The file is not one this visitor may change (shipped, someone else's, or not a checkpoint here)."""
+
+
+def new_token() -> str:
+    """A fresh visitor token: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+def valid_token(token) -> bool:
+    return isinstance(token, str) and TOKEN_PATTERN.match(token) is not None
+
+
+def owner_key(token: str) -> str:
+    """What a checkpoint stores as its owner: a hash of the visitor's token, not the token itself."""
+    if not valid_token(token):
+        raise ValueError("not a visitor token")
+    return hashlib.sha256(f"conv-vae-studio owner:{token}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -33,8 +68,15 @@ class CheckpointEntry:
         return self.error is None
 
     @property
+    def owner(self) -> str | None:
+        return None if self.metadata is None else self.metadata.get("owner")
+
+    def owned_by(self, key: str | None) -> bool:
+        return key is not None and not self.shipped and self.owner == key
+
+    @property
     def label(self) -> str:
-        """'vae-z64 · VAE z=64 · test 99.4 · mnist' or 'broken.pt · BROKEN: reason'."""
+        """'vae-z64 · VAE z=64 · test 99.4 · mnist' or 'broken.pt · BROKEN'."""
         if not self.ok:
             return f"{self.path.name} · BROKEN"
         m = self.metadata
@@ -46,49 +88,76 @@ class CheckpointEntry:
 
 
 def describe(path: str | os.PathLike) -> CheckpointEntry:
+    """Load the file as the app would (architecture, weights, metadata all checked) and say whether it is usable."""
     path = Path(path)
-    mtime = path.stat().st_mtime if path.exists() else 0.0
     try:
-        payload = read_checkpoint(path)
-        metadata = dict(payload.get("metadata") or {})
-        metadata.update(kind=payload["kind"], latent_dim=int(payload["latent_dim"]))
+        mtime = path.stat().st_mtime
+        _, metadata = load_checkpoint(path)
         return CheckpointEntry(path, mtime, metadata, None)
-    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+    except CheckpointError as exc:
         return CheckpointEntry(path, mtime, None, str(exc))
+    except OSError as exc:
+        return CheckpointEntry(path, 0.0, None, f"cannot be read ({exc.strerror or exc})")
 
 
 def scan(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[CheckpointEntry]:
-    """Every *.pt in the folder: shipped ones first (in SHIPPED order), then the user's, newest first."""
+    """Every *.pt in the folder: shipped ones first (in SHIPPED order), then the others, newest first.
+
+    Temp files of saves that died midway are removed on the way.
+    """
     folder = Path(folder)
-    paths = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    clean_stale_temp_files(folder)
+    paths = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith(".")]
     shipped = sorted((p for p in paths if p.name in SHIPPED), key=lambda p: SHIPPED.index(p.name))
     own = sorted((p for p in paths if p.name not in SHIPPED), key=lambda p: p.stat().st_mtime, reverse=True)
     return [describe(p) for p in shipped + own]
 
 
-def _refuse_shipped(path: Path, action: str) -> None:
-    if path.name in SHIPPED:
-        raise PermissionError(f"{path.name} is a shipped model and cannot be {action}")
+def owned(entries: list[CheckpointEntry], key: str | None) -> list[CheckpointEntry]:
+    """The usable entries this owner may rename and delete. A file that does not load proves no owner:
+    only whoever runs the server removes it."""
+    return [e for e in entries if e.owned_by(key)]
 
 
-def rename(path: str | os.PathLike, new_name: str) -> Path:
-    """Rename a user's checkpoint within its folder; the new name must be new and simple."""
-    path = Path(path)
-    _refuse_shipped(path, "renamed")
-    new_name = new_name.strip()
+def owned_path(name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> Path:
+    """The checkpoint `name` in `folder`, if the owner `key` may change it; NotAllowed otherwise.
+
+    `name` is a bare file name ('vae-z2-mine.pt'): a path, a link, a shipped model, a file that does
+    not load or one with another owner are all refused, with a reason a visitor can read.
+    """
+    if not isinstance(name, str) or not name.endswith(SUFFIX) or not NAME_PATTERN.match(name[: -len(SUFFIX)]):
+        raise NotAllowed(f"{str(name)[:100]!r} is not the name of a checkpoint")
+    if name in SHIPPED:
+        raise NotAllowed(f"{name} is a shipped model and cannot be changed")
+    folder = Path(folder).resolve()
+    path = folder / name
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
+        raise NotAllowed(f"{name} is not a checkpoint in {folder.name}/")
+    entry = describe(path)
+    if key is None or not entry.owned_by(key):
+        raise NotAllowed(f"{name} belongs to someone else: only the visitor who trained it may change it")
+    return path
+
+
+def rename(name: str, new_name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> Path:
+    """Rename one of the owner's checkpoints within the folder; the new name must be new and simple."""
+    path = owned_path(name, key, folder)
+    new_name = (new_name or "").strip()
     if new_name.endswith(SUFFIX):
         new_name = new_name[: -len(SUFFIX)]
     if not NAME_PATTERN.match(new_name):
-        raise ValueError("a name uses letters, digits, '.', '_' and '-' only (at most 80), e.g. vae-z16-ones")
+        raise ValueError(f"a name uses letters, digits, '.', '_' and '-' only (at most {MAX_NAME_LENGTH}), "
+                         f"e.g. vae-z16-ones")
     target = path.with_name(new_name + SUFFIX)
-    if target.name in SHIPPED or target.exists():
+    if target.name in SHIPPED or target.exists() or target.is_symlink():
         raise FileExistsError(f"{target.name} already exists")
     os.link(path, target)  # fails instead of overwriting if the name was taken meanwhile
     os.unlink(path)
     return target
 
 
-def delete(path: str | os.PathLike) -> None:
-    path = Path(path)
-    _refuse_shipped(path, "deleted")
-    path.unlink()
+def delete(name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> None:
+    """Delete one of the owner's checkpoints."""
+    owned_path(name, key, folder).unlink()
