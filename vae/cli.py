@@ -1,15 +1,21 @@
 """python -m vae {train,evaluate,bench}: one readable line and a non-zero exit on any bad input."""
 from __future__ import annotations
 
+import _thread
 import argparse
+import json
 import sys
+import threading
 import time
+from dataclasses import asdict
 
 from . import bench as bench_module
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import OWNER_PATTERN, CheckpointError, load_checkpoint
 from .data import DataUnavailable, load_mnist
-from .train import TrainConfig, TrainingDiverged, evaluate_loss
-from .training_run import TrainingSpec, parse_digits, run_training
+from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
+from .training_run import TrainingSpec, check_destination, parse_digits, run_training
+
+REPORT_EVERY_S = 0.2  # --progress json: the app redraws once a second; 5 points a second draw a smooth curve
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,11 +26,6 @@ class _Parser(argparse.ArgumentParser):
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class ProgressBar:
@@ -57,21 +58,83 @@ class ProgressBar:
             self.line_open = False
 
 
+class JsonReports:
+    """--progress json, for the app's job runner: one JSON line per report on stdout, at most every
+    REPORT_EVERY_S and at each epoch end, then {"event": "done", "path": …}. It reads {"threads": n}
+    lines from stdin, applied at the next step (the runner shares the cores between its jobs). When
+    stdin closes, the runner (the app's server) has gone: training stops and nothing is saved."""
+
+    def __init__(self, stream=sys.stdout, control=sys.stdin):
+        self.stream, self.last, self.threads = stream, 0.0, None
+        threading.Thread(target=self._read_control, args=(control,), daemon=True).start()
+
+    def _read_control(self, control) -> None:
+        for line in control:
+            try:
+                threads = int(json.loads(line)["threads"])
+            except (ValueError, TypeError, KeyError):
+                continue
+            self.threads = min(max(threads, 1), 64)
+        _thread.interrupt_main()  # end of input: nobody is left to use the model
+
+    def _send(self, message: dict) -> None:
+        self.stream.write(json.dumps(message) + "\n")
+        self.stream.flush()
+
+    def __call__(self, p) -> None:
+        import torch
+
+        if self.threads is not None and self.threads != torch.get_num_threads():
+            torch.set_num_threads(self.threads)  # here, in the training thread, between two steps
+        now = time.perf_counter()
+        if p.epoch_end or now - self.last >= REPORT_EVERY_S:
+            self.last = now
+            self._send({"event": "progress", "progress": asdict(p)})
+
+    def done(self, path, metadata: dict, result) -> None:
+        self._send({"event": "done", "path": str(path), "test_loss": metadata["test_loss"]["total"],
+                    "images_per_s": result.images_per_s, "seconds": result.seconds})
+
+    def close(self) -> None:
+        pass
+
+
 def cmd_train(args) -> int:
     spec = TrainingSpec(kind=args.model, latent_dim=args.latent, epochs=args.epochs, batch_size=args.batch_size,
                         lr=args.lr, beta=args.beta, digits=parse_digits(args.digits),
                         train_size=args.train_size, seed=args.seed)  # validates every choice
+    check_destination(args.out, args.out_dir, args.force)  # before minutes of training, not after
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = load_mnist(args.data_root)
     print(f"data: {data.source_label}", file=sys.stderr)
-    bar = ProgressBar()
+    reports = JsonReports() if args.progress == "json" else ProgressBar()
     try:
-        path, metadata, result = run_training(spec, out=args.out, data=data, on_progress=bar)
+        path, metadata, result = run_training(spec, out=args.out, folder=args.out_dir, data=data, force=args.force,
+                                              owner=args.owner, on_progress=reports)
     finally:
-        bar.close()
+        reports.close()
+    if args.progress == "json":
+        reports.done(path, metadata, result)
+        return 0
     print(f"saved {path}: test loss {metadata['test_loss']['total']:.2f} nats/image, "
           f"trained on {metadata['train_images']:,} images ({result.images_per_s:,.0f} img/s, "
           f"{format_duration(result.seconds)})")
     return 0
+
+
+def _owner_key(text: str) -> str:
+    if not OWNER_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"an owner key is 8 to 64 lowercase hex digits, got {text!r}")
+    return text
+
+
+def _threads(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"threads must be 1 to 64, got {text!r}")
+    return int(text)
 
 
 def cmd_evaluate(args) -> int:
@@ -113,7 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-size", type=int, default=None, help="use a random subset of this many images")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data-root", default=None, help="MNIST folder (default $MNIST_ROOT or data/)")
-    t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<kind>-z<N>-…-<time>.pt)")
+    t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<kind>-z<N>-…-<time>.pt); "
+                   "its folder must exist, and an existing file is refused unless --force")
+    t.add_argument("--out-dir", default=None, help="folder for the default file name (default checkpoints/)")
+    t.add_argument("--force", action="store_true", help="overwrite --out if it exists (never a shipped model)")
+    t.add_argument("--owner", type=_owner_key, default=None,
+                   help="owner key stored in the checkpoint (the app's visitors; default none)")
+    t.add_argument("--progress", choices=["bar", "json"], default="bar",
+                   help="a progress bar on stderr (default), or JSON lines on stdout for the app")
+    t.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch (default: torch's own)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="print a checkpoint's train and test loss")

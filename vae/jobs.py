@@ -1,71 +1,91 @@
 """Background training jobs for the app: start, watch, cancel; no Streamlit here.
 
 Design, and why:
-- Each job trains in its own child process (multiprocessing, 'spawn'). A thread would share the
-  Streamlit server's GIL, so the pages would stutter and two jobs would slow each other down; a
-  process also can be stopped for sure. 'spawn' rather than 'fork' because forking a server that
-  runs threads (Streamlit's, torch's) can copy a held lock into the child and hang it.
-- The child calls `run_training` — the same code as `python -m vae train`, so the same speed —
-  and sends Progress snapshots back through a one-way Pipe (one sender, one reader: a Queue's
-  feeder thread adds nothing). It reports at most every REPORT_EVERY_S, and at every epoch end.
-- Cancel sets an Event that the progress callback checks after every training step (~30 ms). The
-  callback raises rather than returning True, because returning True at the last report still saves
-  a (fully trained) model. If the child has not exited CANCEL_GRACE_S later — it may still be loading
-  MNIST — it is terminated; that is safe because `run_training` writes nothing until training ends.
-  Once the last epoch has been reported the model is being scored and saved atomically: from then on
-  a job can no longer be cancelled (`cancel` says so), so a kill never interrupts a save.
-- One JobManager per server process (`shared_manager`), jobs keyed by id, each remembering the browser
-  session that started it. Jobs outlive the tab: a daemon thread per job reads the pipe and records
-  the outcome whether or not anyone watches; the saved model then simply appears in the folder.
-- At most MAX_JOBS at once. CPU threads are split between running jobs (cores // jobs, at least one)
-  and rebalanced while they run, through a shared integer the child reads at each step.
+- A job is the command line itself, `python -m vae train … --progress json`, in a subprocess: the
+  app and the CLI share one code path, and the child starts as a bare Python process (not a copy of
+  the Streamlit server's `__main__`), so it trains as soon as torch and MNIST are loaded. A process
+  rather than a thread: the server's pages do not stutter, and a process can be stopped for sure.
+- The child prints one JSON line per report (at most every cli.REPORT_EVERY_S, and at every epoch end)
+  and a last `done` line naming the checkpoint; on failure it exits non-zero with one `error:` line
+  on stderr, which becomes the job's message. A daemon thread per job reads the lines and records the
+  outcome whether or not anyone watches, so jobs outlive the browser tab.
+- If the server stops, its jobs stop too: a child ends when its stdin (a pipe from the server) closes.
+- Cancel terminates the child. That is safe: the CLI writes nothing until training has ended. Once
+  the last epoch has been reported the model is being scored and saved, and a job can no longer be
+  cancelled (`cancel` says so); a save killed anyway (kill -9) leaves only a temp file named after
+  the dead process, removed when the job ends.
+- CPU threads are split between the running jobs (cores // jobs, at least one) and rebalanced while
+  they run: the manager writes {"threads": n} to a child's stdin, applied at its next step.
+- A server shared by a group: at most MAX_JOBS at once, one running job and MAX_MODELS_PER_OWNER
+  saved models per visitor, a job's cost (epochs × images) at most MAX_IMAGE_EPOCHS so that it ends
+  within minutes, and MAX_JOB_S of wall-clock time as a last resort.
 """
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR
-from .cli import format_duration
+from . import registry
+from .checkpoint import CHECKPOINT_DIR, OWNER_PATTERN, clean_stale_temp_files
 from .data import default_data_root
-from .train import Progress, TrainingDiverged
+from .train import Progress, format_duration
 from .training_run import TrainingSpec
 
 MAX_JOBS = 2  # the machine has 2 cores: a third job would only slow the other two down
-REPORT_EVERY_S = 0.2  # the UI refreshes once a second; 5 points a second draw a smooth curve
-CANCEL_GRACE_S = 2.0
-EXIT_GRACE_S = 30.0  # after its report, the time a child gets to exit by itself
+CANCEL_GRACE_S = 2.0  # after SIGTERM, the time a child gets before it is killed
+MAX_JOB_S = 20 * 60  # a job still running after this is stopped, whatever its estimate said
 KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotten first
-STALE_TEMP_AGE_S = 3600.0  # a save's temp file this old belongs to a process that died mid-write
+REPO_ROOT = Path(__file__).resolve().parent.parent  # where `python -m vae` is importable from
 
 STARTING, RUNNING, SAVING, DONE, FAILED, CANCELLED = "starting", "running", "saving", "done", "failed", "cancelled"
 ACTIVE_STATES = (STARTING, RUNNING, SAVING)
 
-# What the app offers. TrainingSpec accepts wider ranges (for the CLI); these keep a run sensible
-# for a laptop-sized CPU and a sidebar.
+# What the app offers, one table for the form's widgets and for validation: (lowest, highest, label).
+# TrainingSpec accepts wider ranges (for the CLI); these keep a run sensible for a shared server.
 APP_LIMITS = {
     "latent_dim": (1, 256, "latent size"),
-    "epochs": (1, 200, "epochs"),
+    "epochs": (1, 100, "epochs"),
     "batch_size": (16, 4096, "batch size"),
     "lr": (1e-5, 1.0, "learning rate"),
     "beta": (0.0, 100.0, "KL weight β"),
     "train_size": (100, 60_000, "training-set size"),
 }
 ALL_TRAINING_IMAGES = 60_000  # the whole MNIST training split: train on everything
+# MNIST's training images per digit: a job's size is known before any data is loaded.
+TRAINING_IMAGES_PER_DIGIT = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+# epochs × images per job. The slowest settings the form allows (batch 16, latent 256) train ~1,200
+# images/s on one thread of this 2-core machine (scripts/bench_jobs.py), so the largest job takes
+# ~8 minutes plus a test evaluation per epoch, even with a second job running beside it: within 15.
+MAX_IMAGE_EPOCHS = 600_000
 LR_CHOICES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 
 
 class JobLimitReached(RuntimeError):
-    """MAX_JOBS trainings already run on this server."""
+    """The server or this visitor already runs as many trainings as allowed, or has too many models."""
 
 
-class _Cancelled(Exception):
-    """Raised inside the child's progress callback to stop training without saving."""
+def training_images(spec: TrainingSpec) -> int:
+    """How many images the job trains on (an upper bound: the offline subset has fewer)."""
+    available = sum(TRAINING_IMAGES_PER_DIGIT[d] for d in (spec.digits or range(10)))
+    return min(available, spec.train_size or available)
+
+
+def check_job_cost(spec: TrainingSpec) -> None:
+    """ValueError unless the job fits the server's limit on epochs × images."""
+    cost = spec.epochs * training_images(spec)
+    if cost > MAX_IMAGE_EPOCHS:
+        most = max(1, MAX_IMAGE_EPOCHS // training_images(spec))
+        raise ValueError(f"this job is too big for a shared server: {spec.epochs} epochs × "
+                         f"{training_images(spec):,} images = {cost:,} image-epochs, the limit is "
+                         f"{MAX_IMAGE_EPOCHS:,}; use at most {most} epochs, or fewer images")
 
 
 def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr: float, beta: float,
@@ -83,12 +103,34 @@ def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValueError(f"{label} must be between {low:g} and {high:,g}, got {value!r}")
-    digits = tuple(sorted(set(int(d) for d in digits))) if digits else None
+    try:
+        digits = tuple(sorted(set(int(d) for d in digits))) if digits else None
+    except (TypeError, ValueError):
+        raise ValueError(f"digits must be 0–9, got {digits!r}") from None
     if train_size is not None and train_size >= ALL_TRAINING_IMAGES:
         train_size = None
-    return TrainingSpec(kind=kind, latent_dim=int(latent_dim), epochs=int(epochs), batch_size=int(batch_size),
+    spec = TrainingSpec(kind=kind, latent_dim=int(latent_dim), epochs=int(epochs), batch_size=int(batch_size),
                         lr=float(lr), beta=float(values["beta"]), digits=digits,
                         train_size=None if train_size is None else int(train_size))
+    check_job_cost(spec)
+    return spec
+
+
+def train_command(spec: TrainingSpec, folder, data_root: str | None, owner: str | None, threads: int) -> list[str]:
+    """The `python -m vae train` command line that runs `spec` as a job."""
+    command = [sys.executable, "-m", "vae", "train", "--model", spec.kind, "--latent", str(spec.latent_dim),
+               "--epochs", str(spec.epochs), "--batch-size", str(spec.batch_size), "--lr", repr(spec.lr),
+               "--beta", repr(spec.beta), "--seed", str(spec.seed), "--out-dir", str(folder),
+               "--progress", "json", "--threads", str(threads)]
+    if spec.digits:
+        command += ["--digits", ",".join(map(str, spec.digits))]
+    if spec.train_size:
+        command += ["--train-size", str(spec.train_size)]
+    if data_root:
+        command += ["--data-root", str(data_root)]
+    if owner:
+        command += ["--owner", owner]
+    return command
 
 
 def describe_spec(spec: TrainingSpec) -> str:
@@ -113,13 +155,6 @@ def curve_points(progress: Progress) -> list[tuple[float, str, float]]:
     return points
 
 
-def save_failure_message(exc: OSError, folder) -> str:
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    where = f" ({exc.filename})" if exc.filename else ""
-    return (f"could not save the model in {folder}: {reason}{where}. Nothing was saved, "
-            f"and your other models and the current selection are untouched.")
-
-
 @dataclass(frozen=True)
 class JobView:
     """A consistent snapshot of one job, for the UI and tests."""
@@ -135,6 +170,7 @@ class JobView:
     cancel_requested: bool
     started: float
     finished: float | None
+    first_report: float | None = None  # time.time() of the first training step's report
 
     @property
     def active(self) -> bool:
@@ -173,10 +209,9 @@ class _Job:
     id: str
     spec: TrainingSpec
     owner: str | None
-    process: multiprocessing.process.BaseProcess
-    messages: object  # the parent's end of the pipe
-    cancel_event: object
-    threads: object  # shared int: torch threads the child should use
+    process: subprocess.Popen
+    stderr: object  # a temp file: the child's last `error:` line is the job's message
+    threads: int
     state: str = STARTING
     progress: Progress | None = None
     curve: list = field(default_factory=list)
@@ -185,46 +220,15 @@ class _Job:
     cancel_requested_at: float | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    first_report: float | None = None
 
     def view(self) -> JobView:
         return JobView(self.id, self.spec, self.owner, self.state, self.progress, tuple(self.curve), self.path,
-                       self.error, self.cancel_requested_at is not None, self.started, self.finished)
+                       self.error, self.cancel_requested_at is not None, self.started, self.finished,
+                       self.first_report)
 
 
-def _train_in_child(spec: TrainingSpec, folder: str, data_root: str, messages, cancel_event, threads) -> None:
-    """The child process: train, save, send ("progress", Progress) … then one of done/failed/cancelled."""
-    import torch
-
-    from .training_run import run_training
-
-    torch.set_num_threads(threads.value)
-    used_threads, last_sent = threads.value, 0.0
-
-    def report(progress: Progress) -> None:
-        nonlocal used_threads, last_sent
-        if cancel_event.is_set():
-            raise _Cancelled
-        if threads.value != used_threads:  # another job started or ended
-            used_threads = threads.value
-            torch.set_num_threads(used_threads)
-        now = time.monotonic()
-        if progress.epoch_end or now - last_sent >= REPORT_EVERY_S:
-            messages.send(("progress", progress))
-            last_sent = now
-
-    try:
-        path, _, _ = run_training(spec, folder=folder, data_root=data_root, on_progress=report)
-        messages.send((DONE, str(path)))
-    except _Cancelled:
-        messages.send((CANCELLED, None))
-    except TrainingDiverged as exc:
-        messages.send((FAILED, str(exc)))
-    except OSError as exc:  # the data is in memory by now: this is the save
-        messages.send((FAILED, save_failure_message(exc, folder)))
-    except Exception as exc:  # e.g. no images of the chosen digits, or no MNIST at all
-        messages.send((FAILED, f"{type(exc).__name__}: {exc}"))
-    finally:
-        messages.close()
+_PROGRESS_FIELDS = {f.name for f in fields(Progress)}
 
 
 def available_cores() -> int:
@@ -234,27 +238,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def clean_stale_temp_files(folder: str | os.PathLike, older_than_s: float = STALE_TEMP_AGE_S) -> list[Path]:
-    """Remove save_checkpoint's temp files ('.name.pt.XXXX.tmp') left by a process killed mid-save.
-
-    Only old ones: a young temp file may belong to a save in progress elsewhere.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    removed = []
-    for tmp in folder.glob(".*.pt.*.tmp"):
-        try:
-            if tmp.is_file() and time.time() - tmp.stat().st_mtime > older_than_s:
-                tmp.unlink()
-                removed.append(tmp)
-        except OSError:  # gone meanwhile, or not ours to remove: leave it
-            pass
-    return removed
+def _last_error_line(stderr_file) -> str | None:
+    """The child's `error: …` line (the CLI's one-line failure), without the prefix."""
+    stderr_file.seek(0)
+    lines = stderr_file.read().decode("utf-8", "replace").splitlines()
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    return errors[-1] if errors else None
 
 
 class JobManager:
-    """Starts training jobs in child processes and keeps their latest state. Thread-safe."""
+    """Starts and tracks training jobs; safe to use from many Streamlit sessions (threads) at once."""
 
     def __init__(self, folder: str | os.PathLike = CHECKPOINT_DIR, data_root: str | None = None,
                  max_jobs: int = MAX_JOBS, cores: int | None = None):
@@ -264,7 +257,6 @@ class JobManager:
         self.cores = cores or available_cores()
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
-        self._context = multiprocessing.get_context("spawn")
         clean_stale_temp_files(self.folder)
 
     # --- asking -------------------------------------------------------------------------------
@@ -292,41 +284,53 @@ class JobManager:
 
     # --- acting -------------------------------------------------------------------------------
     def start(self, spec: TrainingSpec, owner: str | None = None) -> JobView:
-        """Start training in the background. Raises JobLimitReached when MAX_JOBS already run."""
+        """Start training in the background, as `owner` (a registry.owner_key, or None for the server).
+
+        Raises JobLimitReached when the server or this owner may not start another job now, and
+        ValueError for a job over the cost limit.
+        """
         if not isinstance(spec, TrainingSpec):
             raise TypeError("start() needs a TrainingSpec")
+        check_job_cost(spec)
+        if owner is not None and not OWNER_PATTERN.match(owner):
+            raise ValueError("a job's owner is a registry.owner_key")
+        if owner is not None:
+            saved = len(registry.owned(registry.scan(self.folder), owner))
+            if saved >= registry.MAX_MODELS_PER_OWNER:
+                raise JobLimitReached(f"you have {saved} models on this server, the most a visitor may keep; "
+                                      f"delete one under My models first")
         with self._lock:
-            running = sum(job.state in ACTIVE_STATES for job in self._jobs.values())
-            if running >= self.max_jobs:
+            active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
+            if owner is not None and any(job.owner == owner for job in active):
+                raise JobLimitReached("you already have a training running; wait for it or cancel it first "
+                                      "(one at a time per visitor)")
+            if len(active) >= self.max_jobs:
                 raise JobLimitReached(
-                    f"{running} trainings are already running on this server (it has {self.cores} CPU "
+                    f"{len(active)} trainings are already running on this server (it has {self.cores} CPU "
                     f"core{'s' if self.cores != 1 else ''}); wait for one to finish or cancel it.")
-            receiver, sender = self._context.Pipe(duplex=False)
-            threads = self._context.RawValue("i", max(1, self.cores // (running + 1)))
-            cancel_event = self._context.Event()
-            job_id = uuid.uuid4().hex[:12]
-            # daemon: if the server stops, its trainings stop too (nothing half-saved: see module docs)
-            process = self._context.Process(
-                target=_train_in_child, name=f"vae-train-{job_id}", daemon=True,
-                args=(spec, str(self.folder), self.data_root, sender, cancel_event, threads))
-            process.start()
-            sender.close()  # the child holds the only sender, so its exit shows as end-of-pipe here
-            job = _Job(job_id, spec, owner, process, receiver, cancel_event, threads)
-            self._jobs[job_id] = job
+            threads = max(1, self.cores // (len(active) + 1))
+            stderr = tempfile.TemporaryFile()
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+            process = subprocess.Popen(train_command(spec, self.folder, self.data_root, owner, threads),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                                       text=True, bufsize=1)
+            job = _Job(uuid.uuid4().hex[:12], spec, owner, process, stderr, threads)
+            self._jobs[job.id] = job
             self._rebalance_threads()
             self._forget_oldest_finished()
-        threading.Thread(target=self._watch, args=(job,), name=f"watch-{job_id}", daemon=True).start()
+        threading.Thread(target=self._watch, args=(job,), name=f"watch-{job.id}", daemon=True).start()
         return job.view()
 
-    def cancel(self, job_id: str) -> bool:
-        """Ask a job to stop; it saves nothing. False if it has ended or is already saving its model."""
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Stop a job; it saves nothing. False if it has ended, is already saving its model, or (when
+        `owner` is given) is someone else's."""
         with self._lock:
-            job = self._jobs[job_id]
-            if job.state not in (STARTING, RUNNING):
+            job = self._jobs.get(job_id)
+            if job is None or (owner is not None and job.owner != owner) or job.state not in (STARTING, RUNNING):
                 return False
             if job.cancel_requested_at is None:
                 job.cancel_requested_at = time.monotonic()
-            job.cancel_event.set()
+                self._stop(job)
             return True
 
     def forget(self, job_id: str) -> None:
@@ -345,71 +349,84 @@ class JobManager:
             self.wait(view.id, timeout)
 
     # --- inside -------------------------------------------------------------------------------
+    def _stop(self, job: _Job) -> None:
+        """SIGTERM now, SIGKILL if it has not gone CANCEL_GRACE_S later."""
+        if job.process.poll() is None:
+            job.process.terminate()
+            timer = threading.Timer(CANCEL_GRACE_S, lambda: job.process.poll() is None and job.process.kill())
+            timer.daemon = True
+            timer.start()
+
+    def _time_out(self, job: _Job) -> None:
+        with self._lock:
+            if job.state in (STARTING, RUNNING) and job.cancel_requested_at is None:
+                job.error = (f"stopped after {format_duration(MAX_JOB_S)}, this server's limit for one job; "
+                             f"nothing was saved")
+                self._stop(job)
+
     def _rebalance_threads(self) -> None:
         """Called with the lock held: share the cores among the running jobs."""
         active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
         for job in active:
-            job.threads.value = max(1, self.cores // len(active))
+            threads = max(1, self.cores // len(active))
+            if threads != job.threads:
+                job.threads = threads
+                try:
+                    job.process.stdin.write(json.dumps({"threads": threads}) + "\n")
+                    job.process.stdin.flush()
+                except (OSError, ValueError):  # it has exited meanwhile
+                    pass
 
     def _forget_oldest_finished(self) -> None:
         finished = [job for job in self._jobs.values() if job.state not in ACTIVE_STATES]
         for job in sorted(finished, key=lambda j: j.finished or 0.0)[:max(0, len(finished) - KEEP_FINISHED)]:
             del self._jobs[job.id]
 
-    def _record(self, job: _Job, kind: str, payload) -> None:
+    def _record(self, job: _Job, event: dict) -> None:
         with self._lock:
-            if kind == "progress":
-                job.progress = payload
-                job.curve.extend(curve_points(payload))
-                last_report = payload.epoch_end and payload.epoch == payload.epochs
+            if event.get("event") == "progress" and set(event.get("progress", {})) == _PROGRESS_FIELDS:
+                progress = Progress(**event["progress"])
+                job.progress = progress
+                job.first_report = job.first_report or time.time()
+                job.curve.extend(curve_points(progress))
+                last_report = progress.epoch_end and progress.epoch == progress.epochs
                 job.state = SAVING if last_report else RUNNING
-            elif kind == DONE:
-                job.state, job.path = DONE, Path(payload)
-            elif kind == FAILED:
-                job.state, job.error = FAILED, payload
-            elif kind == CANCELLED:
-                job.state = CANCELLED
+            elif event.get("event") == "done" and isinstance(event.get("path"), str):
+                job.path = Path(event["path"])
 
     def _watch(self, job: _Job) -> None:
-        """Read the child's reports until it exits; stop it if a cancel is not obeyed in time."""
-        while True:
+        """Read the child's reports until it exits, then record how it ended."""
+        deadline = threading.Timer(MAX_JOB_S, self._time_out, args=(job,))
+        deadline.daemon = True
+        deadline.start()
+        for line in job.process.stdout:  # ends when the child closes its stdout: it has exited
             try:
-                if job.messages.poll(0.2):
-                    self._record(job, *job.messages.recv())
-                    continue
-            except (EOFError, OSError):  # the child closed its end: it has exited
-                break
-            except Exception:  # a report cut off by a kill cannot be unpickled: the child is gone
-                break
-            if self._overdue_cancel(job):
-                job.process.terminate()
-                job.process.join(1.0)
-                if job.process.is_alive():
-                    job.process.kill()
-            if not job.process.is_alive() and not job.messages.poll(0):
-                break
-        # It has said its last word (or died). Exiting can take seconds on a busy machine; wait, then
-        # make sure it goes — it has nothing left to save — and reap it, or it lingers as a zombie.
-        job.process.join(EXIT_GRACE_S)
-        if job.process.is_alive():
-            job.process.kill()
-        job.process.join()
-        job.messages.close()
+                event = json.loads(line)
+            except ValueError:  # a line cut off by a kill
+                continue
+            if isinstance(event, dict):
+                self._record(job, event)
+        job.process.wait()
+        deadline.cancel()
+        error = _last_error_line(job.stderr)
+        job.stderr.close()
+        clean_stale_temp_files(self.folder)  # a save killed midway leaves its temp file behind
         with self._lock:
-            if job.state in ACTIVE_STATES:  # it ended without saying how
-                if job.cancel_requested_at is not None:
-                    job.state = CANCELLED
-                else:
-                    job.state = FAILED
-                    job.error = (f"the training process ended unexpectedly (exit code {job.process.exitcode}); "
-                                 f"nothing was saved")
+            if job.path is not None and job.process.returncode == 0:
+                job.state = DONE
+            elif job.cancel_requested_at is not None and job.error is None:
+                job.state = CANCELLED
+            else:
+                job.state = FAILED
+                job.error = job.error or error or (
+                    f"the training process ended unexpectedly (exit code {job.process.returncode}); nothing was saved")
             job.finished = time.time()
+            for stream in (job.process.stdin, job.process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
             self._rebalance_threads()
-
-    def _overdue_cancel(self, job: _Job) -> bool:
-        with self._lock:
-            return (job.cancel_requested_at is not None and job.state in (STARTING, RUNNING)
-                    and time.monotonic() - job.cancel_requested_at > CANCEL_GRACE_S and job.process.is_alive())
 
 
 _shared: JobManager | None = None

@@ -97,6 +97,12 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per epoch: epoch, train_*, test_*
 
 
+def format_duration(seconds: float) -> str:
+    """'2m13s', or '45s' under a minute: an ETA or a run's length."""
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 ProgressCallback = Callable[[Progress], "bool | None"]
 
 

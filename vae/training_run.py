@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import default_checkpoint_path, save_checkpoint
+from .checkpoint import CHECKPOINT_DIR, check_writable_folder, default_checkpoint_path, save_checkpoint
 from .data import MnistData, load_mnist
 from .model import ModelConfig, build_model
+from .registry import SHIPPED
 from .train import ProgressCallback, TrainConfig, TrainResult, evaluate_loss, train
 
 
@@ -76,13 +77,33 @@ def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: Trai
     }
 
 
+def check_destination(out: str | Path | None = None, folder: str | Path | None = None, force: bool = False) -> None:
+    """Raise, before any training, if the model could not be saved where asked: a shipped model (never
+    overwritten), an existing file without `force`, a missing or unwritable folder."""
+    if out is None:
+        check_writable_folder(folder if folder is not None else CHECKPOINT_DIR)
+        return
+    out = Path(out)
+    if out.name in SHIPPED and out.resolve().parent == CHECKPOINT_DIR.resolve():
+        raise PermissionError(f"{out} is a shipped model and is never overwritten; choose another --out")
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a folder; --out names the checkpoint file")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise FileExistsError(f"{out} already exists; choose another --out, or pass --force to overwrite it")
+    check_writable_folder(out.parent)
+
+
 def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str | Path | None = None,
                  data: MnistData | None = None, data_root: str | None = None,
-                 on_progress: ProgressCallback | None = None) -> tuple[Path | None, dict | None, TrainResult]:
+                 on_progress: ProgressCallback | None = None, force: bool = False,
+                 owner: str | None = None) -> tuple[Path | None, dict | None, TrainResult]:
     """Train and save atomically. Returns (path, metadata, result); path is None if stopped early.
 
-    Raises TrainingDiverged (nothing saved) and ValueError for bad choices.
+    `out` is refused if it exists (unless `force`) or is a shipped model; the checks run before training.
+    `owner` (a registry.owner_key) is stored in the metadata: that visitor may rename and delete the model.
+    Raises TrainingDiverged (nothing saved), ValueError for bad choices, OSError for a bad destination.
     """
+    check_destination(out, folder, force)
     data = (data or load_mnist(data_root)).select(spec.digits, spec.train_size, seed=spec.seed)
     torch.manual_seed(spec.seed)  # the same spec gives the same initial weights
     model = build_model(spec.kind, spec.latent_dim, spec.beta)
@@ -90,8 +111,10 @@ def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str 
     if result.stopped:
         return None, None, result
     metadata = checkpoint_metadata(model, data, spec, result)
+    if owner is not None:
+        metadata["owner"] = owner
     if out:
-        return save_checkpoint(model, out, metadata), metadata, result
+        return save_checkpoint(model, out, metadata, overwrite=force), metadata, result
     while True:  # a run finishing in the same second may take the chosen name before we write it
         path = default_checkpoint_path(spec.kind, spec.latent_dim, spec.digits, folder)
         try:
