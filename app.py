@@ -2,7 +2,7 @@
 import streamlit as st
 import torch
 
-from pages.common import sidebar
+from studio.common import sidebar
 
 # One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two
 # threads contending with training jobs or other work took 100+ ms per call on a 2-core machine.

@@ -4,13 +4,15 @@ import numpy as np
 import streamlit as st
 import streamlit_drawable_canvas as canvas
 
-from pages import common
+from studio import common
 from vae import prepare_array
 from vae.correction import (DEFAULT_LEVEL, FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw, circle_regions, correct,
                             corrected_regions, describe_regions, load_uploaded_image, render_difference,
                             to_rgb, upscale, verdict)
 from vae.data import to_float
 from vae.errors import percentile_of
+
+common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 INPUTS = ("Draw", "Upload", "Test digit")
 IMAGE_WIDTH = 200

@@ -4,12 +4,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
+from studio import common
 from vae.data import FALLBACK_SUBSET
 from vae.errors import (THRESHOLD_RULES, expected_share_of_test, fraction_above, share_of_test_above,
                         share_of_test_per_bin, shared_bins, split_histogram, threshold, top_errors)
 from vae.correction import upscale
 from vae.latent import reconstruct_rows
+
+common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
 RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"

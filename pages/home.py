@@ -2,11 +2,13 @@
 numbers behind it, computed live."""
 import streamlit as st
 
-from pages import common
+from studio import common
 from vae import registry
 from vae.data import default_data_root
 from vae.errors import fraction_above
 from vae.latent import compare_cluster_scores
+
+common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 
 def shipped_models_table() -> list[dict]:

@@ -6,12 +6,14 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import common
+from studio import common
 from vae.correction import upscale
 from vae.data import default_data_root
 from vae.latent import (KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, compare_cluster_scores,
                         embed_digit, grid_extent, latent_grid, project, reconstruct_rows, selection_to_rows,
                         tile)
+
+common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 LATENT_SIZES = (2, 3, 64)
 KINDS = ("ae", "vae")

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
+from studio.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
 from vae.correction import correct, upscale
 
@@ -206,7 +206,7 @@ def test_the_comparison_shows_ae_vs_vae_and_latent_3_vs_64(canvas):
 
 
 def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatch):
-    import pages.common as common
+    from studio import common
 
     real_find_entry = common.find_entry
     monkeypatch.setattr(common, "find_entry",

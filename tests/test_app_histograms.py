@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages import common
+from studio import common
 from vae.errors import fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent

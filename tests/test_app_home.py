@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import THRESHOLD_KEY
+from studio.common import THRESHOLD_KEY
 from vae import registry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.common import DRAWN_DIGIT_KEY, MODEL_KEY
+from studio.common import DRAWN_DIGIT_KEY, MODEL_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"

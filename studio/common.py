@@ -16,11 +16,13 @@ from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
 from vae.latent import cluster_scores, embed_dataset
 
 
-def _leave_pages_folder_mode() -> None:
-    """Streamlit takes a folder named pages/ beside app.py for its old automatic multipage mode until
-    st.navigation first runs, so the first visitor of a fresh server who opens /draw directly would
-    get that page alone, without app.py's sidebar. Leave that mode for good and start the run again
-    (the same page, now through app.py)."""
+def run_through_app() -> None:
+    """Called first by every page script. Streamlit takes a folder named pages/ beside app.py for its
+    old automatic multipage mode until st.navigation first runs, so the first visitors of a fresh
+    server who open /draw directly get that page alone, without app.py's sidebar. Leave that mode for
+    good and start this run again (the same page, now through app.py). A function, not import-time
+    code: a rerun raised while a module is being imported would break that import for every session
+    importing it at the same moment."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
@@ -28,11 +30,33 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
-_leave_pages_folder_mode()
-
 DEFAULT_MODEL = "vae-z64.pt"
 MODEL_KEY = "model_path"  # session state: path (str) of the model chosen in the sidebar
+MODEL_GONE_KEY = "model_gone"  # session state: name of the chosen model that disappeared, to say so once
 THRESHOLD_KEY = "threshold_rule"  # session state: (rule, param) chosen on the histogram page
+TOKEN_KEY = "visitor_token"  # session state: this visitor's token (registry.new_token)
+SPACE_PARAM = "space"  # the URL's query parameter that keeps the token across reloads
+
+
+def visitor_token() -> str:
+    """This visitor's token: from the session, else from the URL (a reload, a bookmark), else new.
+
+    It is written back into the URL's query string on every run, so reloading the page or opening the
+    bookmarked URL later finds the same models and running jobs. Whoever has the URL is that visitor.
+    """
+    token = st.session_state.get(TOKEN_KEY)
+    if token is None:
+        given = st.query_params.get(SPACE_PARAM)
+        token = given if registry.valid_token(given) else registry.new_token()
+        st.session_state[TOKEN_KEY] = token
+    if st.query_params.get(SPACE_PARAM) != token:
+        st.query_params[SPACE_PARAM] = token
+    return token
+
+
+def visitor_key() -> str:
+    """The owner key of this visitor's models and jobs (a hash of the token)."""
+    return registry.owner_key(visitor_token())
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -100,12 +124,15 @@ def errors_for(entry: registry.CheckpointEntry) -> tuple[np.ndarray, np.ndarray]
 
 
 def selected_entry() -> registry.CheckpointEntry | None:
-    """The model chosen in the sidebar (None if no usable checkpoint exists)."""
+    """The model chosen in the sidebar (None if no usable checkpoint exists). If the chosen one has
+    gone (deleted in another tab, or broken), the default takes its place and the sidebar says so."""
     entries = usable_entries()
     by_path = {str(e.path): e for e in entries}
     chosen = st.session_state.get(MODEL_KEY)
     if chosen in by_path:
         return by_path[chosen]
+    if isinstance(chosen, str):
+        st.session_state[MODEL_GONE_KEY] = Path(chosen).name
     default = next((e for e in entries if e.path.name == DEFAULT_MODEL), entries[0] if entries else None)
     return default
 
@@ -137,17 +164,22 @@ def sidebar() -> None:
     """Model picker and data source, on every page."""
     entries = checkpoint_entries()
     usable = [e for e in entries if e.ok]
+    key = visitor_key()
     with st.sidebar:
         st.header("Model")
         if not usable:
             st.error(f"No usable checkpoint in {CHECKPOINT_DIR}. Train one: `python -m vae train`.")
         else:
             current = selected_entry()
+            gone = st.session_state.pop(MODEL_GONE_KEY, None)
+            if gone:
+                st.info(f"{gone} is no longer available (deleted or unreadable); {current.name} is selected instead.")
             paths = [str(e.path) for e in usable]
-            labels = {str(e.path): e.label for e in usable}
+            labels = {str(e.path): e.label + (" · yours" if e.owned_by(key) else "") for e in usable}
             st.session_state[MODEL_KEY] = str(current.path)
-            st.selectbox("Checkpoint", paths, key=MODEL_KEY, format_func=labels.get,
-                         help="Every checkpoint in checkpoints/: kind, latent size, test loss (nats/image), data source.")
+            st.selectbox("Checkpoint", paths, key=MODEL_KEY, format_func=lambda path: labels.get(path, "?"),
+                         help="Every checkpoint on this server: kind, latent size, test loss (nats/image), data "
+                              "source. Anyone may use any of them; only yours can be renamed or deleted.")
             meta = current.metadata
             st.caption(f"{meta['kind'].upper()} · latent {meta['latent_dim']} · "
                        f"{meta.get('epochs', '?')} epochs on {meta.get('train_images', '?'):,} images"
@@ -166,7 +198,7 @@ def sidebar() -> None:
         else:
             st.caption(f"Data: {d.source_label}")
 
-        from pages.retrain import retrain_sidebar  # imported here: pages.retrain imports this module
+        from studio.retrain import retrain_sidebar  # imported here: studio.retrain imports this module
         retrain_sidebar()
 
 

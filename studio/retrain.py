@@ -1,24 +1,23 @@
 """Sidebar "Retrain": train an AE or VAE in the background, watch it learn, then use it on every page.
 
 Not a page of its own: `common.sidebar()` calls `retrain_sidebar()` on every page. The training
-itself runs in a child process (vae/jobs.py), so drawing and exploring go on meanwhile.
+itself runs in a child process (vae/jobs.py), so drawing and exploring go on meanwhile. Jobs and
+models belong to the visitor (common.visitor_key): only they see their jobs' progress, cancel them,
+and rename or delete their models.
 """
 from __future__ import annotations
-
-import uuid
-from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import common
+from studio import common
 from vae import jobs, registry
 from vae.train import TrainConfig
 
-OWNER_KEY = "retrain_owner"  # session state: this browser session's id, remembered by its jobs
-SEEN_KEY = "retrain_seen"  # session state: ids of this session's ended jobs already acted upon
+SEEN_KEY = "retrain_seen"  # session state: ids of this visitor's ended jobs already acted upon
 MODELS_MESSAGE_KEY = "retrain_models_message"  # session state: (kind, text) after a rename or delete
 PICK_KEY, NEW_NAME_KEY = "retrain_models_pick", "retrain_models_new_name"
+CONFIRM_KEY = "retrain_models_confirm"  # session state: file name waiting for "Yes, delete"
 
 
 @st.cache_resource
@@ -27,9 +26,8 @@ def job_manager() -> jobs.JobManager:
 
 
 def session_owner() -> str:
-    if OWNER_KEY not in st.session_state:
-        st.session_state[OWNER_KEY] = uuid.uuid4().hex
-    return st.session_state[OWNER_KEY]
+    """Whose jobs these are: the visitor's owner key, the same after a reload of the page's URL."""
+    return common.visitor_key()
 
 
 def retrain_sidebar() -> None:
@@ -68,7 +66,7 @@ def select_new_models(mine: list[jobs.JobView]) -> None:
     if newly_saved is not None:
         st.session_state.pop(common.MODEL_KEY, None)
         common.select_model(newly_saved)
-        st.session_state[PICK_KEY] = str(newly_saved)  # ready to be renamed under "My models"
+        st.session_state[PICK_KEY] = newly_saved.name  # ready to be renamed under "My models"
         st.rerun()
 
 
@@ -79,10 +77,12 @@ def retrain_form(manager: jobs.JobManager) -> None:
         kind = left.radio("Model", ["vae", "ae"], format_func=str.upper, horizontal=True, key="retrain_kind")
         beta = right.number_input("KL weight β", 0.0, 100.0, 1.0, step=0.5, key="retrain_beta",
                                   help="VAE only (an AE ignores it); 1 is the report's VAE.")
-        latent_dim = left.number_input("Latent size", 1, 256, 16, key="retrain_latent")
-        epochs = right.number_input("Epochs", 1, 200, 5, key="retrain_epochs")
-        batch_size = left.number_input("Batch size", 16, 4096, TrainConfig.batch_size, step=16, key="retrain_batch")
-        train_size = right.number_input("Training images", 100, jobs.ALL_TRAINING_IMAGES, jobs.ALL_TRAINING_IMAGES,
+        limits = jobs.APP_LIMITS
+        latent_dim = left.number_input("Latent size", *limits["latent_dim"][:2], 16, key="retrain_latent")
+        epochs = right.number_input("Epochs", *limits["epochs"][:2], 5, key="retrain_epochs")
+        batch_size = left.number_input("Batch size", *limits["batch_size"][:2], TrainConfig.batch_size, step=16,
+                                       key="retrain_batch")
+        train_size = right.number_input("Training images", *limits["train_size"][:2], jobs.ALL_TRAINING_IMAGES,
                                         step=100, key="retrain_size",
                                         help="A random subset of the chosen digits; 60,000 means all of them.")
         lr = st.select_slider("Peak learning rate", jobs.LR_CHOICES, value=TrainConfig.lr,
@@ -91,6 +91,9 @@ def retrain_form(manager: jobs.JobManager) -> None:
         digits = st.multiselect("Digits to train on", list(range(10)), key="retrain_digits",
                                 placeholder="all ten digits",
                                 help="One digit makes a one-class model: every other digit becomes an anomaly.")
+        st.caption(f"A shared server: one training per visitor at a time, at most {jobs.MAX_IMAGE_EPOCHS:,} "
+                   f"image-epochs each (epochs × training images, e.g. 10 epochs of all 60,000), "
+                   f"{registry.MAX_MODELS_PER_OWNER} saved models per visitor.")
         submitted = st.form_submit_button("Train in the background", type="primary", icon=":material/play_arrow:")
     if submitted:
         try:
@@ -124,7 +127,7 @@ def show_running_job(manager: jobs.JobManager, job: jobs.JobView) -> None:
         st.caption("Cancelling…")
     elif job.state in (jobs.STARTING, jobs.RUNNING):
         st.button("Cancel", key=f"retrain_cancel_{job.id}", icon=":material/stop:",
-                  on_click=manager.cancel, args=(job.id,), help="Stops within a second; nothing is saved.")
+                  on_click=manager.cancel, args=(job.id, job.owner), help="Stops within a second; nothing is saved.")
 
 
 def loss_figure(curve) -> go.Figure:
@@ -151,49 +154,85 @@ def show_outcome(manager: jobs.JobManager, job: jobs.JobView) -> None:
 
 
 def my_models() -> None:
-    """Rename or delete the user's own checkpoints; the shipped ones are not listed."""
+    """Rename or delete the visitor's own checkpoints; nobody else's, and never a shipped one."""
     st.markdown("**My models**")
-    own = [e for e in common.checkpoint_entries() if not e.shipped]
+    own = own_entries()
     message = st.session_state.pop(MODELS_MESSAGE_KEY, None)
     if message:
         (st.success if message[0] == "success" else st.error)(message[1])
     if not own:
-        st.caption("Models you train appear here to rename or delete. The shipped ones cannot be changed.")
+        st.caption("Models you train appear here to rename or delete; everyone may use them. "
+                   "Keep this page's URL to come back to them.")
         return
-    labels = {str(e.path): e.label for e in own}
+    labels = {e.path.name: e.label for e in own}
+    if st.session_state.get(PICK_KEY) not in labels:
+        st.session_state.pop(PICK_KEY, None)  # deleted or renamed meanwhile: do not show a stale choice
     with st.form("retrain_models_form", border=False):
-        st.selectbox("Model", list(labels), format_func=labels.get, key=PICK_KEY)
-        st.text_input("New name", key=NEW_NAME_KEY, placeholder="e.g. vae-z16-ones")
+        st.selectbox("Model", list(labels), format_func=lambda name: labels.get(name, name), key=PICK_KEY)
+        st.text_input("New name", key=NEW_NAME_KEY, placeholder="e.g. vae-z16-ones",
+                      max_chars=registry.MAX_NAME_LENGTH)
         rename_col, delete_col = st.columns(2)
         rename_col.form_submit_button("Rename", on_click=rename_picked)
-        delete_col.form_submit_button("Delete", on_click=delete_picked, icon=":material/delete:")
+        delete_col.form_submit_button("Delete", on_click=ask_to_delete, icon=":material/delete:")
+    confirm = st.session_state.get(CONFIRM_KEY)
+    if confirm in labels:
+        st.warning(f"Delete **{confirm}** for good?")
+        yes, keep = st.columns(2)
+        yes.button(f"Yes, delete {confirm}", key="retrain_models_yes", type="primary", on_click=delete_confirmed)
+        keep.button("Keep it", key="retrain_models_keep", on_click=st.session_state.pop, args=(CONFIRM_KEY, None))
+
+
+def own_entries() -> list[registry.CheckpointEntry]:
+    return registry.owned(common.checkpoint_entries(), session_owner())
+
+
+def picked_name() -> str | None:
+    """The picked model's file name, if it is one this visitor was offered; None for anything else a
+    browser may send (a path, a label, a name of someone else's model)."""
+    pick = st.session_state.get(PICK_KEY)
+    return pick if pick in {e.path.name for e in own_entries()} else None
+
+
+def _say(kind: str, text: str) -> None:
+    st.session_state[MODELS_MESSAGE_KEY] = (kind, text)
 
 
 # Callbacks run before the next script run, when the picker's value may still be changed.
 def rename_picked() -> None:
-    path = st.session_state.get(PICK_KEY)
-    try:
-        target = registry.rename(path, st.session_state.get(NEW_NAME_KEY, ""))
-    except (ValueError, OSError) as exc:
-        st.session_state[MODELS_MESSAGE_KEY] = ("error", f"Could not rename {Path(path).name}: {exc}")
+    name = picked_name()
+    if name is None:
+        _say("error", "Could not rename: pick one of your models.")
         return
-    if st.session_state.get(common.MODEL_KEY) == path:
-        common.select_model(target)
-    st.session_state[PICK_KEY] = str(target)
-    st.session_state[NEW_NAME_KEY] = ""
-    st.session_state[MODELS_MESSAGE_KEY] = ("success", f"Renamed {Path(path).name} to {target.name}.")
-
-
-def delete_picked() -> None:
-    path = st.session_state.get(PICK_KEY)
     try:
-        registry.delete(path)
+        target = registry.rename(name, st.session_state.get(NEW_NAME_KEY, ""), session_owner())
+    except (ValueError, OSError) as exc:
+        _say("error", f"Could not rename {name}: {exc}")
+        return
+    if st.session_state.get(common.MODEL_KEY) == str(common.CHECKPOINT_DIR / name):
+        common.select_model(target)
+    st.session_state[PICK_KEY] = target.name
+    st.session_state[NEW_NAME_KEY] = ""
+    _say("success", f"Renamed {name} to {target.name}.")
+
+
+def ask_to_delete() -> None:
+    name = picked_name()
+    if name is None:
+        _say("error", "Could not delete: pick one of your models.")
+        st.session_state.pop(CONFIRM_KEY, None)
+        return
+    st.session_state[CONFIRM_KEY] = name
+
+
+def delete_confirmed() -> None:
+    name = st.session_state.pop(CONFIRM_KEY, None)
+    try:
+        registry.delete(name, session_owner())
     except OSError as exc:
-        st.session_state[MODELS_MESSAGE_KEY] = ("error", f"Could not delete {Path(path).name}: {exc}")
+        _say("error", f"Could not delete {name}: {exc}")
         return
     st.session_state.pop(PICK_KEY, None)
-    was_selected = st.session_state.get(common.MODEL_KEY) == path
+    was_selected = st.session_state.get(common.MODEL_KEY) == str(common.CHECKPOINT_DIR / name)
     if was_selected:
         st.session_state.pop(common.MODEL_KEY)  # the picker falls back to the default model
-    st.session_state[MODELS_MESSAGE_KEY] = (
-        "success", f"Deleted {Path(path).name}." + (" The default model is selected again." if was_selected else ""))
+    _say("success", f"Deleted {name}." + (" The default model is selected again." if was_selected else ""))
