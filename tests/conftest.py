@@ -156,3 +156,40 @@ def pytest_collection_modifyitems(session, config, items):
 def _start_cli_runs_early(request):
     if (MNIST_ROOT / "MNIST" / "raw").is_dir() and any(item.path.name == "test_cli.py" for item in request.session.items):
         request.getfixturevalue("cli_runs")
+
+
+# --- the real browser -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def server():
+    """One `streamlit run app.py` for every browser test: its URL."""
+    from streamlit_server import running_app
+
+    with running_app() as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright; a missing browser fails the test and says how to install it."""
+    from playwright.sync_api import sync_playwright
+
+    from streamlit_server import CHROMIUM_ARGS, chromium_path
+
+    try:
+        executable = chromium_path()
+    except RuntimeError as exc:
+        pytest.fail(f"{exc} (or deselect the browser tests: pytest -m 'not browser')")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(params=[(1400, 1000)], ids=lambda size: f"{size[0]}x{size[1]}")
+def page(browser, request):
+    width, height = request.param
+    context = browser.new_context(viewport={"width": width, "height": height})
+    yield context.new_page()
+    context.close()
+

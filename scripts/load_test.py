@@ -1,0 +1,228 @@
+"""Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment.
+
+    python scripts/load_test.py --sessions 5 [--port P] [--repo PATH] [--json out.json]
+
+Starts its own server (cwd = --repo, MNIST_ROOT passed through, default <repo>/../shared/data), then one
+headless chromium with N contexts. Each session opens /draw, picks Input → "Test digit", a synthetic flaw,
+waits for the anomaly score, then opens "Latent space". Errors on screen (stException, st.error) and the
+text "ImportError" are recorded at every step. The server's RSS (its process and children) is sampled every
+0.2 s. Exit status 1 if any session did not complete or saw an error. Not a pytest test.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from playwright.async_api import async_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, ERROR_SELECTOR, ROOT, chromium_path, running_app  # noqa: E402
+
+FLAW = "scratch: a stray stroke"
+STEP_TIMEOUT_S = 180
+
+
+@dataclass
+class Session:
+    index: int
+    completed: bool = False
+    step: str = "start"  # the last step begun
+    errors: list[str] = field(default_factory=list)  # distinct error texts seen (first 200 chars)
+    import_error: bool = False
+    time_to_idle_s: float | None = None
+    total_s: float | None = None
+    failure: str | None = None  # why it did not complete
+
+    @property
+    def exceptions(self) -> int:
+        return len(self.errors)
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of a process and all its descendants, in kB (0 for processes that are gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every_s, self.peak_kb = pid, every_s, 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
+    """Streamlit shows a 'running' status widget while the script runs; wait until it is gone for 1.5 s."""
+    await page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if await page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.5:
+            return
+        await asyncio.sleep(0.25)
+    raise TimeoutError("the app kept running for too long")
+
+
+async def check_errors(page, session: Session) -> None:
+    errors = page.locator(ERROR_SELECTOR)
+    for i in range(await errors.count()):
+        text = " ".join((await errors.nth(i).inner_text()).split())[:200]
+        if text not in session.errors:
+            session.errors.append(text)
+    if "ImportError" in await page.locator("body").inner_text():
+        session.import_error = True
+        if not any("ImportError" in e for e in session.errors):
+            session.errors.append("ImportError (text on the page)")
+
+
+async def run_session(browser, url: str, session: Session, start: asyncio.Event) -> None:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await start.wait()
+    t0 = time.monotonic()
+    try:
+        session.step = "open /draw"
+        await page.goto(f"{url}/draw")
+        await wait_until_idle(page)
+        session.time_to_idle_s = round(time.monotonic() - t0, 2)
+        await check_errors(page, session)
+
+        session.step = "Input: Test digit"
+        radio = page.locator('[data-testid="stRadio"]').filter(has_text="Input")
+        await radio.get_by_text("Test digit", exact=True).click()
+        await wait_until_idle(page)
+        await check_errors(page, session)
+
+        session.step = f"Synthetic flaw: {FLAW}"
+        await page.locator('[data-testid="stSelectbox"]').filter(has_text="Synthetic flaw").click()
+        await page.get_by_role("option", name=FLAW).click()
+        await wait_until_idle(page)
+        score = page.locator('[data-testid="stMetric"]').filter(has_text="Anomaly score")
+        await score.first.wait_for(timeout=STEP_TIMEOUT_S * 1000)
+        await check_errors(page, session)
+
+        session.step = "open Latent space"
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        link = (nav if await nav.count() else page).get_by_role("link", name="Latent space")
+        if not await link.count():  # e.g. Streamlit's automatic pages/ navigation instead of app.py's
+            names = [" ".join(t.split()) for t in await nav.get_by_role("link").all_inner_texts()]
+            raise RuntimeError(f"no 'Latent space' link in the navigation; it lists {names}")
+        await link.first.click()
+        await wait_until_idle(page)
+        await check_errors(page, session)
+        session.completed = True
+    except Exception as exc:  # noqa: BLE001 - a failed session is a result, not a crash of the load test
+        session.failure = f"{session.step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        try:
+            await check_errors(page, session)
+        except Exception:  # noqa: BLE001
+            pass
+    finally:
+        session.total_s = round(time.monotonic() - t0, 2)
+        if not session.completed or session.errors:
+            ARTIFACTS.mkdir(exist_ok=True)
+            try:
+                await page.screenshot(path=str(ARTIFACTS / f"load-test-{session.index}.png"), full_page=True)
+            except Exception:  # noqa: BLE001
+                pass
+        await context.close()
+
+
+async def run_sessions(url: str, n: int) -> list[Session]:
+    sessions = [Session(i) for i in range(n)]
+    start = asyncio.Event()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        tasks = [asyncio.create_task(run_session(browser, url, s, start)) for s in sessions]
+        await asyncio.sleep(2)  # every context and page is made; then all open /draw at once
+        start.set()
+        await asyncio.gather(*tasks)
+        await browser.close()
+    return sessions
+
+
+def report(sessions: list[Session], peak_kb: int) -> dict:
+    print(f"{'#':>2}  {'done':4}  {'errors':>6}  {'idle s':>7}  {'total s':>7}  first error / failure")
+    for s in sessions:
+        note = s.failure or (s.errors[0] if s.errors else "")
+        idle = f"{s.time_to_idle_s:.1f}" if s.time_to_idle_s is not None else "-"
+        print(f"{s.index:>2}  {'yes' if s.completed else 'NO':4}  {s.exceptions:>6}  {idle:>7}  {s.total_s:>7.1f}  {note[:120]}")
+    idles = [s.time_to_idle_s for s in sessions if s.time_to_idle_s is not None]
+    summary = {
+        "sessions": len(sessions),
+        "completed": sum(s.completed for s in sessions),
+        "exceptions": sum(s.exceptions for s in sessions),
+        "sessions_with_import_error": sum(s.import_error for s in sessions),
+        "time_to_idle_median_s": round(statistics.median(idles), 2) if idles else None,
+        "time_to_idle_max_s": round(max(idles), 2) if idles else None,
+        "server_peak_rss_mb": round(peak_kb / 1024, 1),
+    }
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    summary["line"] = (f"sessions {summary['sessions']}: completed {summary['completed']}/{summary['sessions']}, "
+                       f"exceptions {summary['exceptions']}, time to idle median {fmt(summary['time_to_idle_median_s'])} s"
+                       f" / max {fmt(summary['time_to_idle_max_s'])} s, server peak RSS {summary['server_peak_rss_mb']:.0f} MB")
+    print(summary["line"])
+    return {"summary": summary, "per_session": [dict(asdict(s), exceptions=s.exceptions) for s in sessions]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, required=True, help="simultaneous browser sessions")
+    parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the app's repo root (default: this script's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.sessions < 1:
+        parser.error("--sessions must be at least 1")
+    try:
+        chromium_path()
+    except RuntimeError as exc:
+        parser.error(str(exc))
+
+    repo = args.repo.resolve()
+    with running_app(repo, "load-test-server.log", args.port) as (url, process):
+        sampler = RssSampler(process.pid)
+        sampler.start()
+        try:
+            print(f"server {url} (repo {repo}); {args.sessions} sessions open /draw at once")
+            sessions = asyncio.run(run_sessions(url, args.sessions))
+        finally:
+            sampler.stop()
+    result = report(sessions, sampler.peak_kb)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0 if all(s.completed and not s.errors for s in sessions) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

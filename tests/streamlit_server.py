@@ -1,0 +1,104 @@
+"""A real `streamlit run app.py` on a free local port, and Debian's chromium to visit it.
+
+Used by the browser tests (through conftest's fixtures) and by scripts/load_test.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without the networking flags, chromium's background connections are refused by a closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ERROR_SELECTOR = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chromium_path() -> str:
+    """Debian's chromium, or an error that says how to get it (Playwright cannot download browsers here)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"Debian chromium is not installed at {CHROMIUM}: apt-get install chromium")
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def running_app(repo: Path = ROOT, log_name: str = "streamlit.log", port: int | None = None,
+                timeout_s: float = 120):
+    """Start `streamlit run app.py` in `repo`, wait for its health check, yield (url, process); stop it after.
+
+    MNIST_ROOT is passed through (default: ../shared/data beside the repo). The file watcher is off: an
+    edit to the code while a test runs must not leave the page showing "File change" forever.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = port or free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("MNIST_ROOT", str((repo / ".." / "shared" / "data").resolve()))
+    with open(ARTIFACTS / log_name, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout_s
+            while not _healthy(url):
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"streamlit did not start (exit code {process.poll()}); "
+                                       f"see {ARTIFACTS / log_name}")
+                time.sleep(0.5)
+            yield url, process
+        finally:
+            _stop(process)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (its training jobs too), then SIGKILL."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def wait_until_idle(page, timeout_s: float = 180) -> None:
+    """(Playwright's sync API.) Streamlit shows a 'running' status widget while the script runs; wait until it is gone for 1.5 s."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
+    deadline = time.time() + timeout_s
+    quiet_since = None
+    while time.time() < deadline:
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 1.5:
+            return
+        time.sleep(0.25)
+    raise AssertionError("the app kept running for too long")

@@ -1,0 +1,146 @@
+"""A hostile visitor forges the websocket: "My models" must only ever rename or delete the visitor's own models.
+
+The "My models" form sends its selectbox's value from the browser. Here Playwright rewrites that value in
+every outgoing BackMsg (rerun_script.widget_states.widgets[].string_value) to a file that is not one of the
+visitor's models (a file outside the repo, a shipped model, a relative path), then presses Delete or Rename.
+Every such file must survive byte for byte, the visitor's own model too, and the sidebar must say it could not.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from pathlib import Path
+
+import pytest
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
+
+from vae import registry
+from vae.checkpoint import save_checkpoint
+from vae.model import ConvVAE
+
+CHECKPOINTS = ROOT / "checkpoints"
+PICK_KEY = "retrain_models_pick"
+STOLEN_NAME = "stolen-name"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def space():
+    """A visitor's private space token, and a model of theirs in checkpoints/: (token, model path)."""
+    token = "hostile-test-" + secrets.token_hex(8)
+    path = CHECKPOINTS / f"{token}.pt"
+    try:
+        save_checkpoint(ConvVAE(2), path, {"owner": registry.owner_key(token)})
+        yield token, path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A file outside the repo that no visitor may touch."""
+    path = tmp_path / "victim.txt"
+    path.write_bytes(b"not a model: " + secrets.token_bytes(32))
+    return path
+
+
+def forge_widget(page, key_part: str, value: str) -> list[str]:
+    """From now on, every rerun this page sends carries `value` for each widget whose id contains `key_part`.
+
+    Returns the list of widget ids forged so far (it grows as messages go out), to check the forgery happened.
+    """
+    forged: list[str] = []
+
+    def handler(ws):
+        server = ws.connect_to_server()
+
+        def outgoing(message):
+            if isinstance(message, bytes):
+                msg = BackMsg()
+                msg.ParseFromString(message)
+                if msg.WhichOneof("type") == "rerun_script":
+                    for widget in msg.rerun_script.widget_states.widgets:
+                        if key_part in widget.id:
+                            widget.string_value = value  # what a selectbox sends: the chosen option's text
+                            forged.append(widget.id)
+                    message = msg.SerializeToString()
+            server.send(message)
+
+        ws.on_message(outgoing)
+        server.on_message(ws.send)
+
+    page.route_web_socket("**/_stcore/stream", handler)
+    return forged
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str):
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"hostile-{name}.png"), full_page=True)
+        raise
+
+
+def press_with_forged_pick(server, page, token: str, forged_value: str, action: str) -> list[str]:
+    """Open the visitor's space, forge the "My models" pick, press `action` (and confirm a delete if asked)."""
+    forged = forge_widget(page, PICK_KEY, forged_value)
+    page.goto(f"{server}/?space={token}")
+    wait_until_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Retrain a model").click()
+    if action == "Rename":
+        sidebar.get_by_label("New name", exact=True).fill(STOLEN_NAME)
+    sidebar.get_by_role("button", name=action).click()
+    wait_until_idle(page)
+    confirm = sidebar.get_by_role("button").filter(has_text="Yes, delete")
+    if confirm.count():
+        confirm.first.click()
+        wait_until_idle(page)
+    return forged
+
+
+TARGETS = {  # name → (value forged into the pick, the file it points at)
+    "outside": (None, None),  # the victim fixture's absolute path
+    "shipped": (str(CHECKPOINTS / "vae-z2.pt"), CHECKPOINTS / "vae-z2.pt"),
+    "relative": ("../README.md", ROOT / "README.md"),  # relative to checkpoints/
+}
+
+
+@pytest.mark.parametrize("action", ["Delete", "Rename"])
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_a_forged_pick_touches_no_file_but_the_visitors_own(server, page, space, victim, target, action):
+    token, own_model = space
+    forged_value, protected = TARGETS[target]
+    if protected is None:
+        forged_value, protected = str(victim), victim
+    before = {path: sha256(path) for path in (protected, own_model)}
+    backup = protected.read_bytes()  # put back if the app fails the test by damaging it
+    folders = {CHECKPOINTS, ROOT, protected.parent, (ROOT / forged_value).resolve().parent,
+               (CHECKPOINTS / forged_value).resolve().parent}
+    stolen = [folder / f"{STOLEN_NAME}.pt" for folder in folders if not (folder / f"{STOLEN_NAME}.pt").exists()]
+    with screenshot_on_failure(page, f"{target}-{action.lower()}"):
+        try:
+            forged = press_with_forged_pick(server, page, token, forged_value, action)
+            assert forged, f"no outgoing widget id contained {PICK_KEY!r}: the forgery never reached the server"
+            for path, digest in before.items():
+                assert path.exists(), f"{action} with a forged pick removed {path}"
+                assert sha256(path) == digest, f"{action} with a forged pick changed {path}"
+            assert not [p for p in stolen if p.exists()], f"a forged rename created {STOLEN_NAME}.pt"
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            assert sidebar.locator(ERROR_SELECTOR).count() or sidebar.get_by_text("Could not").count(), \
+                "the sidebar shows no error after a forged " + action.lower()
+        finally:
+            for path in stolen:
+                path.unlink(missing_ok=True)
+            if not protected.exists() or sha256(protected) != before[protected]:
+                protected.write_bytes(backup)
