@@ -2,7 +2,9 @@
 import streamlit as st
 import torch
 
-from studio.common import sidebar
+from studio.common import mark_app_run, sidebar
+
+mark_app_run()  # before anything else: the pages check it (studio.common.run_through_app)
 
 # One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two
 # threads contending with training jobs or other work took 100+ ms per call on a 2-core machine.
