@@ -65,7 +65,8 @@ def test_digit() -> np.ndarray | None:
     pick, random, flaw_column, seed_column = st.columns([2, 1, 3, 1], vertical_alignment="bottom")
     index = pick.number_input(f"Test image (0 – {count - 1})", 0, count - 1, step=1, key=INDEX_KEY)
     random.button("Random", icon=":material/casino:", on_click=_pick_random_test_image, args=(count,))
-    flaw = flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get, key="draw_flaw")
+    flaw = common.offered(flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get,
+                                                key="draw_flaw"), FLAW_KINDS)
     seed = seed_column.number_input("Flaw seed", 0, 1_000_000, 0, step=1, key="draw_flaw_seed",
                                     disabled=flaw == "none")
     label = int(d.test_labels[index])
@@ -139,7 +140,7 @@ def show_comparison(entry, digit: np.ndarray) -> None:
 @st.fragment
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
-    source = st.radio("Input", INPUTS, horizontal=True, key="draw_input")
+    source = common.offered(st.radio("Input", INPUTS, horizontal=True, key="draw_input"), INPUTS)
     digit = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
     if digit is None:
         st.session_state.pop(common.DRAWN_DIGIT_KEY, None)

@@ -104,7 +104,8 @@ if data.source == FALLBACK_SUBSET:
 st.subheader("Threshold")
 restore_threshold_widgets()
 controls = st.columns([2, 3])
-rule = controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY)
+rule = common.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY),
+                      THRESHOLD_RULES)
 if rule == "percentile":
     param = controls[1].slider("Training percentile", *PERCENTILE_RANGE, step=0.1, format="%.1f", key=PERCENTILE_KEY,
                                help="The threshold is the error below which this share of training images lies.")

@@ -203,9 +203,10 @@ if SIZE_KEY not in st.session_state:
     sidebar_latent = selected.metadata["latent_dim"] if selected is not None else None
     st.session_state[SIZE_KEY] = sidebar_latent if sidebar_latent in LATENT_SIZES else 64
 controls = st.columns([1, 2, 1])
-latent = controls[0].radio("Latent size", LATENT_SIZES, key=SIZE_KEY, horizontal=True,
-                           help="AE and VAE of the same latent size, side by side.")
-view = controls[1].radio("View", list(VIEWS[latent]), key=f"{VIEW_KEY}_{latent}", horizontal=True)
+latent = common.offered(controls[0].radio("Latent size", LATENT_SIZES, key=SIZE_KEY, horizontal=True,
+                                         help="AE and VAE of the same latent size, side by side."), LATENT_SIZES)
+view = common.offered(controls[1].radio("View", list(VIEWS[latent]), key=f"{VIEW_KEY}_{latent}", horizontal=True),
+                      VIEWS[latent])
 tsne_sample = TSNE_SAMPLE
 if VIEWS[latent][view][1] == "tsne":
     st.session_state.setdefault(TSNE_SIZE_KEY, TSNE_SAMPLE)

@@ -49,6 +49,15 @@ TOKEN_KEY = "visitor_token"  # session state: this visitor's token (registry.new
 SPACE_PARAM = "space"  # the URL's query parameter that keeps the token across reloads
 
 
+def offered(value, options):
+    """A radio's or selectbox's value if it is one of `options`, else the first option.
+
+    Streamlit hands a page whatever string the browser sends when it matches no option, so a forged
+    message could otherwise feed any text to the code behind a choice."""
+    options = list(options)
+    return value if value in options else options[0]
+
+
 def visitor_token() -> str:
     """This visitor's token: from the session, else from the URL (a reload, a bookmark), else new.
 

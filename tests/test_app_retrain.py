@@ -172,3 +172,24 @@ def test_a_selected_model_deleted_elsewhere_falls_back_with_a_notice():
         assert any(f"{model.name} is no longer available" in i.value for i in at.sidebar.info)
     finally:
         model.unlink(missing_ok=True)
+
+
+def test_the_owner_cancels_a_job_from_another_page_after_a_reload_and_nobody_else_can():
+    token = registry.new_token()
+    long_job = TrainingSpec(kind="ae", latent_dim=2, epochs=50, batch_size=16, train_size=4096)
+    job = jobs.shared_manager().start(long_job, owner=registry.owner_key(token))
+    try:
+        stranger = app_for(None)
+        assert not [b for b in stranger.button if b.label == "Cancel"]  # not theirs to cancel
+
+        owner = app_for(token)  # the owner reloads the page: a new session, the same URL
+        owner.switch_page("pages/histograms.py")
+        run_app(owner)
+        rerun_until(owner, lambda: jobs.shared_manager().get(job.id).state == jobs.RUNNING)
+        cancel = [b for b in owner.button if b.label == "Cancel"]
+        assert len(cancel) == 1
+        cancel[0].click()
+        run_app(owner)
+        assert jobs.shared_manager().wait(job.id, DEADLINE_S).state == jobs.CANCELLED
+    finally:
+        jobs.shared_manager().cancel(job.id)

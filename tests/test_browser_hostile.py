@@ -47,8 +47,8 @@ def victim(tmp_path):
     return path
 
 
-def forge_widget(page, key_part: str, value: str) -> list[str]:
-    """From now on, every rerun this page sends carries `value` for each widget whose id contains `key_part`.
+def forge_widget(page, key: str, value: str) -> list[str]:
+    """From now on, every rerun this page sends carries `value` for the widget with user key `key`.
 
     Returns the list of widget ids forged so far (it grows as messages go out), to check the forgery happened.
     """
@@ -63,7 +63,7 @@ def forge_widget(page, key_part: str, value: str) -> list[str]:
                 msg.ParseFromString(message)
                 if msg.WhichOneof("type") == "rerun_script":
                     for widget in msg.rerun_script.widget_states.widgets:
-                        if key_part in widget.id:
+                        if widget.id.endswith("-" + key):
                             widget.string_value = value  # what a selectbox sends: the chosen option's text
                             forged.append(widget.id)
                     message = msg.SerializeToString()
@@ -144,3 +144,28 @@ def test_a_forged_pick_touches_no_file_but_the_visitors_own(server, page, space,
                 path.unlink(missing_ok=True)
             if not protected.exists() or sha256(protected) != before[protected]:
                 protected.write_bytes(backup)
+
+
+FORGED_CHOICES = {  # widget key → (page, texts to click, each making a rerun that sends the widget, a value no option has)
+    "draw_flaw": ("draw", ["Test digit", "Random"], "../../etc/passwd"),
+    "draw_input": ("draw", ["Test digit"], "Upload'; DROP TABLE"),
+    "hist_rule": ("histograms", ["training maximum"], "__class__"),
+    "latent_size": ("latent", ["2"], "65"),
+}
+
+
+@pytest.mark.parametrize("key", list(FORGED_CHOICES))
+def test_a_forged_choice_falls_back_to_an_offered_one_without_an_error(server, page, key):
+    """A radio or selectbox hands the page any string the browser sends; the page must use an offered one."""
+    where, clicks, value = FORGED_CHOICES[key]
+    forged = forge_widget(page, key, value)
+    page.goto(f"{server}/{where}")
+    wait_until_idle(page)
+    main = page.locator('[data-testid="stMain"]')
+    with screenshot_on_failure(page, f"choice-{key}"):
+        for text in clicks:
+            main.get_by_text(text, exact=True).first.click()
+            wait_until_idle(page)
+        assert forged, f"no outgoing widget id contained {key!r}"
+        errors = page.locator(ERROR_SELECTOR)
+        assert not errors.count(), errors.first.inner_text()[:300]
