@@ -89,6 +89,13 @@ CLI_BAD_ARGUMENTS = {  # name → (arguments, what the one error line must say)
     "lr-negative": (["train", "--lr", "-1"], "learning rate must be in (0, 10], got -1.0"),
     "latent-abc": (["train", "--latent", "abc"], "argument --latent: invalid int value: 'abc'"),
     "evaluate-missing": (["evaluate", "missing.pt"], "no checkpoint file at missing.pt"),
+    # the destination is checked before any data is loaded or step trained
+    "out-shipped": (["train", "--out", "checkpoints/vae-z2.pt", "--force"],
+                    "checkpoints/vae-z2.pt is a shipped model and is never overwritten; choose another --out"),
+    "out-exists": (["train", "--out", "README.md"],
+                   "README.md already exists; choose another --out, or pass --force to overwrite it"),
+    "out-no-folder": (["train", "--out", "no-such-folder/x.pt"],
+                      "the folder no-such-folder does not exist (create it first)"),
 }
 
 
@@ -124,9 +131,13 @@ def cli_runs(tmp_path_factory, mnist_root):
     folder = tmp_path_factory.mktemp("cli")
     bad_folder = folder / "bad"
     bad_folder.mkdir()
+    (folder / "existing.pt").write_bytes(b"an older file, overwritten on purpose")
+    shipped = {p.name: p.read_bytes() for p in (ROOT / "checkpoints").glob("*.pt")}
     runs = {
         "train": start_cli("train", "--model", "vae", "--latent", 3, "--epochs", 1, "--train-size", 1000,
                            "--data-root", mnist_root, "--out", folder / "x.pt"),
+        "force": start_cli("train", "--model", "ae", "--latent", 2, "--epochs", 1, "--train-size", 300,
+                           "--data-root", mnist_root, "--out", folder / "existing.pt", "--force"),
         "diverge": start_cli("train", "--lr", "1.0", "--latent", 3, "--epochs", 1, "--train-size", 1000,
                              "--data-root", mnist_root, "--out", bad_folder / "diverged.pt"),
     }
@@ -140,7 +151,7 @@ def cli_runs(tmp_path_factory, mnist_root):
     good = save_checkpoint(ConvVAE(3), folder / "good.pt")
     (folder / "half.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     runs["evaluate-half"] = start_cli("evaluate", folder / "half.pt", "--data-root", mnist_root)
-    yield {"folder": folder, "bad_folder": bad_folder, **runs}
+    yield {"folder": folder, "bad_folder": bad_folder, "shipped": shipped, **runs}
     for run in runs.values():
         if run.proc.poll() is None:
             run.proc.kill()

@@ -94,3 +94,15 @@ def test_train_with_huge_learning_rate_fails_and_writes_nothing(cli_runs):
     assert proc.stdout == ""
     assert not (cli_runs["bad_folder"] / "diverged.pt").exists()
     assert not list(cli_runs["bad_folder"].iterdir())  # no temp file either
+
+
+def test_force_overwrites_an_existing_file_but_nothing_overwrites_a_shipped_model(cli_runs, repo_root):
+    proc = cli_runs["force"].result()
+    assert proc.returncode == 0, proc.stderr
+    model, _ = load_checkpoint(cli_runs["folder"] / "existing.pt")
+    assert (model.kind, model.latent_dim) == ("ae", 2)
+    assert cli_runs["out-shipped"].result().returncode != 0
+    shipped = cli_runs["shipped"]  # the bytes of checkpoints/*.pt before any CLI run started
+    assert "vae-z2.pt" in shipped
+    now = {p.name: p.read_bytes() for p in (repo_root / "checkpoints").glob("*.pt") if p.name in shipped}
+    assert now == shipped
