@@ -113,3 +113,25 @@ def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, p
     finally:
         for path in set(checkpoints.glob("*.pt")) - before:
             path.unlink()
+
+
+def test_first_visitors_of_a_fresh_server_all_get_the_app(browser):
+    """Visitors opening /draw together on a just-started server: each must get app.py's navigation and
+    sidebar, not Streamlit's pages-folder mode (which showed an ImportError or the bare page)."""
+    from streamlit_server import running_app
+
+    with running_app(log_name="streamlit-fresh.log") as (url, _):
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(4)]
+        pages = [context.new_page() for context in contexts]
+        try:
+            for page in pages:  # all connect before the first run has finished importing torch
+                page.goto(f"{url}/draw", wait_until="commit")
+            for i, page in enumerate(pages):
+                wait_until_idle(page)
+                assert_no_errors(page, f"fresh-{i}")
+                nav = page.locator('[data-testid="stSidebarNav"]')
+                assert nav.get_by_role("link", name="Latent space").count() == 1, nav.inner_text()
+                assert page.get_by_text("Checkpoint").first.is_visible()  # app.py's sidebar
+        finally:
+            for context in contexts:
+                context.close()
