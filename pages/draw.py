@@ -6,11 +6,12 @@ import streamlit_drawable_canvas as canvas
 
 from studio import common
 from vae import prepare_array
-from vae.correction import (DEFAULT_LEVEL, FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw, circle_regions, correct,
-                            corrected_regions, describe_regions, load_uploaded_image, render_difference,
-                            to_rgb, upscale, verdict)
+from vae.correction import DEFAULT_LEVEL, correct, corrected_regions, verdict
 from vae.data import to_float
-from vae.errors import percentile_of
+from vae.display import circle_regions, describe_regions, render_difference, to_rgb, upscale
+from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
+from vae.scores import percentile_of
+from vae.uploads import load_uploaded_image
 
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 

@@ -6,10 +6,19 @@ from plotly.subplots import make_subplots
 
 from studio import common
 from vae.data import FALLBACK_SUBSET
-from vae.errors import (THRESHOLD_RULES, expected_share_of_test, fraction_above, share_of_test_above,
-                        share_of_test_per_bin, shared_bins, split_histogram, threshold, top_errors)
-from vae.correction import upscale
+from vae.display import upscale
 from vae.latent import reconstruct_rows
+from vae.scores import (
+    THRESHOLD_RULES,
+    expected_share_of_test,
+    fraction_above,
+    share_of_test_above,
+    share_of_test_per_bin,
+    shared_bins,
+    split_histogram,
+    threshold,
+    top_errors,
+)
 
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 

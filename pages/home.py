@@ -3,10 +3,10 @@ numbers behind it, computed live."""
 import streamlit as st
 
 from studio import common
+from studio.latent_text import compare_cluster_scores
 from vae import registry
 from vae.data import default_data_root
-from vae.errors import fraction_above
-from vae.latent import compare_cluster_scores
+from vae.scores import fraction_above
 
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 

@@ -7,11 +7,20 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from studio import common
-from vae.correction import upscale
+from studio.latent_text import compare_cluster_scores, selection_to_rows
 from vae.data import default_data_root
-from vae.latent import (KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, compare_cluster_scores,
-                        embed_digit, grid_extent, latent_grid, project, reconstruct_rows, selection_to_rows,
-                        tile)
+from vae.display import upscale
+from vae.latent import (
+    KNN_K,
+    SILHOUETTE_SAMPLE,
+    TSNE_SAMPLE,
+    embed_digit,
+    grid_extent,
+    latent_grid,
+    project,
+    reconstruct_rows,
+    tile,
+)
 
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 

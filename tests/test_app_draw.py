@@ -23,7 +23,8 @@ from streamlit.testing.v1 import AppTest
 
 from studio.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
-from vae.correction import correct, upscale
+from vae.correction import correct
+from vae.display import upscale
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio import common
-from vae.errors import fraction_above, threshold
+from vae.scores import fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "checkpoints" / "vae-z64.pt"

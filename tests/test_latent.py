@@ -1,15 +1,22 @@
-"""vae.latent (projections, cluster scores, decoded grids, chart selections) and the histogram helpers
-in vae.errors, on small synthetic arrays and tiny untrained models."""
+"""vae.latent (embeddings, projections, cluster scores, decoded grids and tiles), on small synthetic arrays
+and tiny untrained models."""
 import numpy as np
 import pytest
 import torch
 
 from vae import ConvAE, ConvVAE
-from vae.errors import (expected_share_of_test, share_of_test_above, share_of_test_per_bin, shared_bins,
-                        split_histogram, top_errors)
-from vae.correction import upscale
-from vae.latent import (cluster_scores, cluster_size_ratio, compare_cluster_scores, embed_dataset, embed_digit,
-                        grid_extent, knn_accuracy, latent_grid, project, reconstruct_rows, selection_to_rows, tile)
+from vae.latent import (
+    cluster_scores,
+    cluster_size_ratio,
+    embed_dataset,
+    embed_digit,
+    grid_extent,
+    knn_accuracy,
+    latent_grid,
+    project,
+    reconstruct_rows,
+    tile,
+)
 
 
 def blobs(separation: float, n_per: int = 60, dims: int = 5, seed: int = 0):
@@ -160,6 +167,15 @@ def test_tile_places_images_row_major_with_gaps():
     assert out[2, 0] == 1.0 and out[3, 4] == 1.0  # gap row and the empty slot
 
 
+def test_tile_keeps_its_columns_and_adds_no_border():
+    images = np.stack([np.full((2, 3), v, dtype=np.float32) for v in (0.1, 0.2)])
+    wide = tile(images, columns=4, gap=1, fill=0.0)  # fewer images than columns: the row stays 4 slots wide
+    assert wide.shape == (2, 4 * 3 + 3) and (wide[:, 8:] == 0.0).all()
+    assert wide[0, 0] == pytest.approx(0.1) and wide[-1, -9] == pytest.approx(0.2)  # no gap around the edge
+    np.testing.assert_array_equal(tile(images[:1], columns=1, gap=2), images[0])  # one image: just itself
+    np.testing.assert_array_equal(tile(images, columns=1), np.concatenate(list(images)))  # no gap: stacked
+
+
 def test_reconstruct_rows_returns_the_chosen_images_reconstructions():
     torch.manual_seed(0)
     model = ConvAE(2).eval()
@@ -169,83 +185,3 @@ def test_reconstruct_rows_returns_the_chosen_images_reconstructions():
         expected = model.reconstruct(images[[4, 1]].float() / 255)[:, 0].numpy()
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert reconstruct_rows(model, images, []).shape == (0, 28, 28)
-
-
-# --- chart selections ------------------------------------------------------------------------------------
-
-def test_selection_maps_customdata_of_per_digit_traces_to_dataset_rows():
-    # Two traces (digits 3 and 7): point_index restarts at 0 in each, customdata holds the row.
-    event = {"selection": {
-        "points": [
-            {"curve_number": 0, "point_index": 0, "point_number": 0, "x": 1.0, "y": 2.0, "customdata": 42},
-            {"curve_number": 1, "point_index": 0, "point_number": 0, "x": 3.0, "y": 1.0, "customdata": [917, 7]},
-            {"curve_number": 1, "point_index": 5, "x": 3.0, "y": 1.0, "customdata": [42, 3]},  # repeat
-        ],
-        "point_indices": [0, 0, 5], "box": [], "lasso": [],
-    }}
-    assert selection_to_rows(event) == [42, 917]
-
-
-def test_selection_falls_back_to_trace_rows_and_skips_points_without_a_row():
-    trace_rows = [[10, 11, 12], [20, 21]]
-    event = {"selection": {"points": [
-        {"curve_number": 1, "point_index": 1},
-        {"curve_number": 0, "point_index": 2},
-        {"curve_number": 2, "point_index": 0},  # e.g. the "your digit" marker: no row
-    ]}}
-    assert selection_to_rows(event, trace_rows) == [21, 12]
-    assert selection_to_rows(event) == []
-
-
-@pytest.mark.parametrize("event", [None, {}, {"selection": {}}, {"selection": {"points": []}}])
-def test_empty_selections_select_nothing(event):
-    assert selection_to_rows(event) == []
-
-
-# --- histogram helpers (vae.errors) ----------------------------------------------------------------------
-
-def test_shared_bins_cover_both_splits_and_histograms_are_percent_of_each_split():
-    train = np.array([1.0, 2.0, 2.0, 3.0])
-    test = np.array([2.0, 5.0])
-    edges = shared_bins(train, test, bins=4)
-    assert edges[0] == 1.0 and edges[-1] == 5.0 and len(edges) == 5
-    counts, percent = split_histogram(train, edges)
-    assert counts.tolist() == [1, 2, 1, 0] and percent.tolist() == [25.0, 50.0, 25.0, 0.0]
-    test_counts, test_percent = split_histogram(test, edges)
-    assert test_counts.tolist() == [0, 1, 0, 1]  # the maximum lands in the last bin
-    tail_counts, tail_percent = split_histogram(train, shared_bins(train, test, bins=2, low=2.5))
-    assert tail_counts.tolist() == [1, 0] and tail_percent.tolist() == [25.0, 0.0]  # percent of the whole split
-    assert len(shared_bins(np.ones(3), np.ones(2), bins=3)) == 4  # equal errors still give a range
-
-
-def test_test_share_per_bin_and_above_a_limit():
-    share = share_of_test_per_bin(np.array([6, 1, 0, 1]), np.array([1, 1, 0, 3]), min_images=2)
-    assert share[0] == pytest.approx(1 / 7) and share[1] == 0.5 and np.isnan(share[2]) and share[3] == 0.75
-    assert expected_share_of_test(60000, 10000) == pytest.approx(1 / 7)
-    fraction, count = share_of_test_above(np.array([1.0, 2.0, 9.0]), np.array([8.0, 10.0]), limit=5.0)
-    assert (fraction, count) == (pytest.approx(2 / 3), 3)
-    assert np.isnan(share_of_test_above(np.array([1.0]), np.array([1.0]), 5.0)[0])
-
-
-def test_top_errors_are_largest_first():
-    assert top_errors(np.array([0.5, 3.0, 1.0, 2.0]), 3).tolist() == [1, 3, 2]
-    assert top_errors(np.array([1.0]), 5).tolist() == [0]
-
-
-# --- comparison sentence and enlarging -------------------------------------------------------------------
-
-def test_compare_cluster_scores_says_what_the_numbers_show():
-    ae = {"knn_accuracy": 0.80, "silhouette": 0.10, "size_ratio": 2.0}
-    tighter = {"knn_accuracy": 0.90, "silhouette": 0.30, "size_ratio": 1.2}
-    looser = {"knn_accuracy": 0.70, "silhouette": 0.05, "size_ratio": 3.0}
-    assert "VAE's clusters are tighter, as the report says" in compare_cluster_scores(ae, tighter)
-    assert "silhouette (0.300 vs 0.100)" in compare_cluster_scores(ae, tighter)
-    sentence = compare_cluster_scores(ae, looser)
-    assert "AE's clusters are tighter, unlike the report" in sentence and "size ratio (2.000 vs 3.000)" in sentence
-    assert "mixed" in compare_cluster_scores(ae, {**tighter, "silhouette": 0.0})
-    assert compare_cluster_scores(ae, ae) == "The AE and the VAE score the same."
-
-
-def test_upscale_repeats_pixels():
-    out = upscale(np.array([[0.0, 1.0]]), 3)
-    assert out.shape == (3, 6) and out[:, :3].max() == 0.0 and out[:, 3:].min() == 1.0

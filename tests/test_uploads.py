@@ -19,7 +19,7 @@ PEAK_LIMIT_MB = 100
 CHILD = r"""
 import gc, io, json, sys
 from PIL import Image, ImageDraw
-from vae.correction import load_uploaded_image
+from vae.uploads import load_uploaded_image
 from vae.preprocess import prepare_array
 
 fmt, width, height, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -1,7 +1,7 @@
 """The latent space (report Fig. 4/5): embeddings, 2-D/3-D views of them, cluster scores, decoded grids.
 
-Everything here works on plain numpy arrays and models, so the "Latent space" page only lays out
-what these functions return.
+Everything here works on plain numpy arrays and models; the "Latent space" page lays out what these
+functions return, and studio/latent_text.py holds what the pages say about it.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def embed_dataset(model, uint8_images: torch.Tensor, batch_size: int = INFERENCE
     model.eval()
     if len(uint8_images) == 0:
         return np.zeros((0, model.latent_dim), dtype=np.float32)
-    parts = [model.embed(to_float(uint8_images[i:i + batch_size])) for i in range(0, len(uint8_images), batch_size)]
+    parts = [model.embed(to_float(uint8_images[i:i + batch_size])).cpu() for i in range(0, len(uint8_images), batch_size)]
     return torch.cat(parts).numpy().astype(np.float32)
 
 
@@ -40,7 +40,7 @@ def embed_digit(model, digit: np.ndarray) -> np.ndarray:
     if digit.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"expected a 28×28 digit, got an array of shape {digit.shape}")
     model.eval()
-    return model.embed(torch.from_numpy(digit).view(1, 1, IMAGE_SIZE, IMAGE_SIZE))[0].numpy()
+    return model.embed(torch.from_numpy(digit).view(1, 1, IMAGE_SIZE, IMAGE_SIZE))[0].cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,19 @@ class Projection:
 
 
 def pca(z: np.ndarray, dims: int) -> Projection:
-    """Principal components by SVD; axes ordered by explained variance, signs fixed for stable plots."""
+    """Principal components (scikit-learn's exact SVD), axes ordered by explained variance.
+
+    scikit-learn fixes each axis's sign, so reruns draw the same picture.
+    Fewer points than `dims` give as many axes as points; without any variance the ratios are 0.
+    """
+    from sklearn.decomposition import PCA
+
     z = np.asarray(z, dtype=np.float64)
-    mean = z.mean(axis=0)
-    centred = z - mean
-    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    components = vt[:dims]
-    # SVD's sign is arbitrary; make each axis's largest loading positive so reruns draw the same picture.
-    signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
-    components = components * signs[:, None]
-    variance = singular ** 2
-    total = variance.sum()
-    ratio = variance[:dims] / total if total > 0 else np.zeros(len(components))
-    return Projection("pca", centred @ components.T, np.arange(len(z)), mean=mean, components=components,
-                      explained_variance_ratio=ratio)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no variance: sklearn divides 0 by 0
+        fitted = PCA(n_components=min(dims, len(z)), svd_solver="full").fit(z)
+    return Projection("pca", fitted.transform(z), np.arange(len(z)), mean=fitted.mean_,
+                      components=fitted.components_,
+                      explained_variance_ratio=np.nan_to_num(fitted.explained_variance_ratio_))
 
 
 def tsne(z: np.ndarray, dims: int, sample_size: int = TSNE_SAMPLE, seed: int = 0) -> Projection:
@@ -204,14 +203,16 @@ def grid_extent(z2: np.ndarray, percentile: float = 1.0) -> tuple[tuple[float, f
 
 def tile(images: np.ndarray, columns: int, gap: int = 0, fill: float = 1.0) -> np.ndarray:
     """(N, H, W) → one image of `columns` per row, row-major, with `gap` pixels of `fill` between."""
-    images = np.asarray(images, dtype=np.float32)
+    from torchvision.utils import make_grid
+
+    images = torch.from_numpy(np.asarray(images, dtype=np.float32))
     n, h, w = images.shape
-    rows = -(-n // columns)
-    out = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap), fill, dtype=np.float32)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
-    return out
+    # Blank slots fill the last row: make_grid would otherwise narrow a grid of fewer than `columns` images.
+    slots = torch.cat([images, torch.full((-n % columns, h, w), fill)])
+    grid = make_grid(slots[:, None], nrow=columns, padding=gap, pad_value=fill)[0]
+    if len(slots) > 1:  # make_grid frames the tiles in `gap` too (a lone image it returns as it is)
+        grid = grid[gap:grid.shape[0] - gap, gap:grid.shape[1] - gap]
+    return grid.numpy()
 
 
 @torch.no_grad()
@@ -229,38 +230,8 @@ def latent_grid(model, extent: tuple[tuple[float, float], tuple[float, float]], 
     ys = np.linspace(y1, y0, steps)  # top row = largest z2
     grid = np.array([(x, y) for y in ys for x in xs], dtype=np.float32)
     model.eval()
-    images = model.decode(torch.from_numpy(grid))[:, 0].numpy()
+    images = model.decode(torch.from_numpy(grid))[:, 0].cpu().numpy()
     return tile(images, steps)
-
-
-def selection_to_rows(selection_event, trace_rows: list | None = None) -> list[int]:
-    """Dataset rows the user selected in a st.plotly_chart selection event, in order, without repeats.
-
-    Each selected point's row comes from its customdata (a row number, or a list whose first item
-    is one) — robust to figures with one trace per digit, where point_index counts within a trace.
-    Points without customdata are mapped through `trace_rows[curve_number][point_index]` when given,
-    else skipped (e.g. a "your digit" marker).
-    """
-    if not selection_event:
-        return []
-    selection = selection_event.get("selection") or {}
-    rows: list[int] = []
-    seen = set()
-    for point in selection.get("points") or []:
-        row = None
-        custom = point.get("customdata")
-        if isinstance(custom, (list, tuple)):
-            custom = custom[0] if custom else None
-        if custom is not None:
-            row = int(custom)
-        elif trace_rows is not None:
-            curve, index = point.get("curve_number"), point.get("point_index")
-            if curve is not None and index is not None and curve < len(trace_rows) and index < len(trace_rows[curve]):
-                row = int(trace_rows[curve][index])
-        if row is not None and row not in seen:
-            seen.add(row)
-            rows.append(row)
-    return rows
 
 
 @torch.no_grad()
@@ -270,39 +241,4 @@ def reconstruct_rows(model, uint8_images: torch.Tensor, rows) -> np.ndarray:
     if not rows:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     model.eval()
-    return model.reconstruct(to_float(uint8_images[rows]))[:, 0].numpy()
-
-
-SCORE_NAMES = {
-    "knn_accuracy": "k-NN accuracy",
-    "silhouette": "silhouette",
-    "size_ratio": "cluster size ratio",
-}
-HIGHER_IS_TIGHTER = {"knn_accuracy": True, "silhouette": True, "size_ratio": False}
-
-
-def compare_cluster_scores(ae: dict[str, float], vae: dict[str, float]) -> str:
-    """One plain sentence saying, score by score, whether the VAE's clusters come out tighter than the AE's.
-
-    Says what the numbers show, whether or not that agrees with the report.
-    """
-    vae_wins, ae_wins = [], []
-    for key, name in SCORE_NAMES.items():
-        if key not in ae or key not in vae or ae[key] == vae[key]:
-            continue
-        vae_better = (vae[key] > ae[key]) == HIGHER_IS_TIGHTER[key]
-        if vae_better:
-            vae_wins.append(f"{name} ({vae[key]:.3f} vs {ae[key]:.3f})")
-        else:
-            ae_wins.append(f"{name} ({ae[key]:.3f} vs {vae[key]:.3f})")
-    if not vae_wins and not ae_wins:
-        return "The AE and the VAE score the same."
-    parts = []
-    if vae_wins:
-        parts.append("the VAE scores better on " + ", ".join(vae_wins))
-    if ae_wins:
-        parts.append("the AE scores better on " + ", ".join(ae_wins))
-    verdict = ("here the VAE's clusters are tighter, as the report says" if not ae_wins else
-               "here the AE's clusters are tighter, unlike the report" if not vae_wins else
-               "these checkpoints give a mixed picture")
-    return "On these checkpoints " + "; ".join(parts) + f": {verdict}."
+    return model.reconstruct(to_float(uint8_images[rows]))[:, 0].cpu().numpy()

@@ -27,7 +27,7 @@ def squared_error(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor
 def reconstruction_errors(model, x: torch.Tensor) -> torch.Tensor:
     """x (N, 1, 28, 28) float in [0, 1] → (N,) anomaly scores under the model."""
     model.eval()
-    return squared_error(model.reconstruct(x), x)
+    return squared_error(model.reconstruct(x), x.to(model.device)).cpu()
 
 
 @torch.no_grad()

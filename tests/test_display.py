@@ -1,0 +1,68 @@
+"""vae.display: difference maps and digits as RGB, enlarged, corrected spots circled and counted."""
+import numpy as np
+
+from vae.correction import corrected_regions
+from vae.display import (
+    ADDED_COLOUR,
+    CIRCLE_COLOUR,
+    REMOVED_COLOUR,
+    circle_regions,
+    describe_regions,
+    render_difference,
+    to_rgb,
+    upscale,
+)
+
+from digits import bar_digit
+
+
+def test_rendered_difference_uses_one_fixed_scale_and_two_colours():
+    diff = np.array([[0.0, 1.0, -1.0, 0.5, 3.0, -3.0]], dtype=np.float32)
+    rgb = render_difference(diff)
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 6, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 0]
+    assert rgb[0, 1].tolist() == list(ADDED_COLOUR)
+    assert rgb[0, 2].tolist() == list(REMOVED_COLOUR)
+    assert rgb[0, 3].tolist() == [round(c / 2) for c in ADDED_COLOUR]
+    assert rgb[0, 4].tolist() == list(ADDED_COLOUR) and rgb[0, 5].tolist() == list(REMOVED_COLOUR)  # clipped
+    # Fixed scale: a pixel's colour does not depend on how large the other changes are.
+    alone = render_difference(np.array([[0.5, 0.0]]))
+    with_big = render_difference(np.array([[0.5, 1.0]]))
+    assert alone[0, 0].tolist() == with_big[0, 0].tolist()
+
+
+def test_upscale_makes_crisp_blocks_and_to_rgb_makes_gray_uint8():
+    image = np.array([[0.0, 1.0]], dtype=np.float32)
+    big = upscale(to_rgb(image), 3)
+    assert big.shape == (3, 6, 3) and big.dtype == np.uint8
+    assert (big[:, :3] == 0).all() and (big[:, 3:] == 255).all()
+
+
+def test_describe_regions_counts_by_sign():
+    diff = np.zeros((28, 28), dtype=np.float32)
+    diff[2:4, 2:4], diff[10:12, 10:12], diff[20:22, 20:22] = 0.9, 0.9, -0.9
+    assert describe_regions(corrected_regions(diff, 0.3)) == "3 corrected spots: 2 with ink added, 1 with ink removed"
+    assert describe_regions([]) == "no corrected spot"
+
+
+def test_circles_are_drawn_around_regions_on_an_enlarged_copy():
+    image = bar_digit()
+    diff = np.zeros((28, 28), dtype=np.float32)
+    diff[10:13, 20:23] = -0.8
+    regions = corrected_regions(diff, 0.3)
+    circled = circle_regions(image, regions, scale=10)
+    assert circled.shape == (280, 280, 3) and circled.dtype == np.uint8
+    red = (circled == CIRCLE_COLOUR).all(axis=2)
+    # Red on the circle (left and right of the spot, at its radius), none on the spot itself.
+    centre_y, centre_x = (11 + 0.5) * 10, (21 + 0.5) * 10
+    radius_px = (regions[0].radius + 0.5) * 10
+    assert red[int(centre_y), int(centre_x + radius_px) - 1: int(centre_x + radius_px) + 2].any()
+    assert red[int(centre_y), int(centre_x - radius_px) - 1: int(centre_x - radius_px) + 2].any()
+    assert not red[100:130, 200:230].any()
+    # Without regions it is just the enlarged image.
+    np.testing.assert_array_equal(circle_regions(image, [], scale=10), upscale(to_rgb(image), 10))
+
+
+def test_upscale_repeats_pixels():
+    out = upscale(np.array([[0.0, 1.0]]), 3)
+    assert out.shape == (3, 6) and out[:, :3].max() == 0.0 and out[:, 3:].min() == 1.0

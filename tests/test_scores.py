@@ -1,0 +1,40 @@
+"""vae.scores: the histogram helpers, on small hand-made error arrays."""
+import numpy as np
+import pytest
+
+from vae.scores import (
+    expected_share_of_test,
+    share_of_test_above,
+    share_of_test_per_bin,
+    shared_bins,
+    split_histogram,
+    top_errors,
+)
+
+
+def test_shared_bins_cover_both_splits_and_histograms_are_percent_of_each_split():
+    train = np.array([1.0, 2.0, 2.0, 3.0])
+    test = np.array([2.0, 5.0])
+    edges = shared_bins(train, test, bins=4)
+    assert edges[0] == 1.0 and edges[-1] == 5.0 and len(edges) == 5
+    counts, percent = split_histogram(train, edges)
+    assert counts.tolist() == [1, 2, 1, 0] and percent.tolist() == [25.0, 50.0, 25.0, 0.0]
+    test_counts, test_percent = split_histogram(test, edges)
+    assert test_counts.tolist() == [0, 1, 0, 1]  # the maximum lands in the last bin
+    tail_counts, tail_percent = split_histogram(train, shared_bins(train, test, bins=2, low=2.5))
+    assert tail_counts.tolist() == [1, 0] and tail_percent.tolist() == [25.0, 0.0]  # percent of the whole split
+    assert len(shared_bins(np.ones(3), np.ones(2), bins=3)) == 4  # equal errors still give a range
+
+
+def test_test_share_per_bin_and_above_a_limit():
+    share = share_of_test_per_bin(np.array([6, 1, 0, 1]), np.array([1, 1, 0, 3]), min_images=2)
+    assert share[0] == pytest.approx(1 / 7) and share[1] == 0.5 and np.isnan(share[2]) and share[3] == 0.75
+    assert expected_share_of_test(60000, 10000) == pytest.approx(1 / 7)
+    fraction, count = share_of_test_above(np.array([1.0, 2.0, 9.0]), np.array([8.0, 10.0]), limit=5.0)
+    assert (fraction, count) == (pytest.approx(2 / 3), 3)
+    assert np.isnan(share_of_test_above(np.array([1.0]), np.array([1.0]), 5.0)[0])
+
+
+def test_top_errors_are_largest_first():
+    assert top_errors(np.array([0.5, 3.0, 1.0, 2.0]), 3).tolist() == [1, 3, 2]
+    assert top_errors(np.array([1.0]), 5).tolist() == [0]
