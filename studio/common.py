@@ -12,9 +12,10 @@ import streamlit as st
 from vae import load_checkpoint, load_mnist, registry
 from vae.checkpoint import CHECKPOINT_DIR
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root
-from vae.errors import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
+from vae.devices import describe as describe_device
+from vae.devices import pick_device
 from vae.latent import cluster_scores, embed_dataset
-
+from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
 
 APP_RAN_KEY = "ran_through_app"  # session state: app.py has run in this session (st.navigation is in charge)
 
@@ -89,9 +90,20 @@ def data() -> MnistData:
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
+@st.cache_resource
+def app_device():
+    """The device the pages compute on: the best present (vae.devices), chosen once per server."""
+    return pick_device("auto")
+
+
 def get_model(path: str, mtime: float):
     """(model, metadata), cached by path and modification time. Raises CheckpointError."""
-    return load_checkpoint(path)
+    return _load_model(path, mtime, str(app_device()))
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+def _load_model(path: str, mtime: float, device: str):
+    return load_checkpoint(path, device)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -217,6 +229,7 @@ def sidebar() -> None:
             st.warning(f"Offline fallback in use — {d.source_label}. Numbers differ from full MNIST.")
         else:
             st.caption(f"Data: {d.source_label}")
+        st.caption(f"Computing on: {describe_device(app_device())}")
 
         from studio.retrain import retrain_sidebar  # imported here: studio.retrain imports this module
         retrain_sidebar()

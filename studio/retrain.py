@@ -12,7 +12,6 @@ import streamlit as st
 
 from studio import common
 from vae import jobs, registry
-from vae.train import TrainConfig
 
 SEEN_KEY = "retrain_seen"  # session state: ids of this visitor's ended jobs already acted upon
 MODELS_MESSAGE_KEY = "retrain_models_message"  # session state: (kind, text) after a rename or delete
@@ -75,17 +74,15 @@ def retrain_form(manager: jobs.JobManager) -> None:
     with st.form("retrain_form", border=False, enter_to_submit=False):
         left, right = st.columns(2)
         kind = left.radio("Model", ["vae", "ae"], format_func=str.upper, horizontal=True, key="retrain_kind")
-        beta = right.number_input("KL weight β", 0.0, 100.0, 1.0, step=0.5, key="retrain_beta",
-                                  help="VAE only (an AE ignores it); 1 is the report's VAE.")
         limits = jobs.APP_LIMITS
-        latent_dim = left.number_input("Latent size", *limits["latent_dim"][:2], 16, key="retrain_latent")
-        epochs = right.number_input("Epochs", *limits["epochs"][:2], 5, key="retrain_epochs")
-        batch_size = left.number_input("Batch size", *limits["batch_size"][:2], TrainConfig.batch_size, step=16,
-                                       key="retrain_batch")
-        train_size = right.number_input("Training images", *limits["train_size"][:2], jobs.ALL_TRAINING_IMAGES,
-                                        step=100, key="retrain_size",
+        beta = right.number_input("KL weight β", *limits["beta"][:3], step=0.5, key="retrain_beta",
+                                  help="VAE only (an AE ignores it); 1 is the report's VAE.")
+        latent_dim = left.number_input("Latent size", *limits["latent_dim"][:3], key="retrain_latent")
+        epochs = right.number_input("Epochs", *limits["epochs"][:3], key="retrain_epochs")
+        batch_size = left.number_input("Batch size", *limits["batch_size"][:3], step=16, key="retrain_batch")
+        train_size = right.number_input("Training images", *limits["train_size"][:3], step=100, key="retrain_size",
                                         help="A random subset of the chosen digits; 60,000 means all of them.")
-        lr = st.select_slider("Peak learning rate", jobs.LR_CHOICES, value=TrainConfig.lr,
+        lr = st.select_slider("Peak learning rate", jobs.LR_CHOICES, value=limits["lr"].default,
                               format_func=lambda v: f"{v:g}", key="retrain_lr",
                               help="One-cycle schedule: warm up to this rate, then anneal to ~0.")
         digits = st.multiselect("Digits to train on", list(range(10)), key="retrain_digits",

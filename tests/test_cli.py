@@ -11,12 +11,16 @@ import subprocess
 
 import pytest
 
-from conftest import CLI_BAD_ARGUMENTS, start_cli
 from vae.checkpoint import load_checkpoint
 
+from conftest import CLI_BAD_ARGUMENTS, start_cli
 
-def assert_one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0, proc
+# A wrong command line exits 2; a run that fails (a missing file, a refused destination) exits 1.
+RUNTIME_FAILURES = {"evaluate-missing", "out-shipped", "out-exists", "out-no-folder"}
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess, code: int = 1) -> str:
+    assert proc.returncode == code, proc
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: "), proc.stderr
@@ -71,7 +75,7 @@ def test_evaluate_prints_losses_and_source(cli_runs, mnist_root):
 
 @pytest.mark.parametrize("name", list(CLI_BAD_ARGUMENTS))
 def test_bad_arguments_give_one_error_line(cli_runs, name):
-    line = assert_one_error_line(cli_runs[name].result())
+    line = assert_one_error_line(cli_runs[name].result(), 1 if name in RUNTIME_FAILURES else 2)
     message = CLI_BAD_ARGUMENTS[name][1]
     assert message in line, line
     assert not (cli_runs["bad_folder"] / f"{name}.pt").exists()
@@ -84,7 +88,7 @@ def test_evaluate_truncated_checkpoint(cli_runs):
 
 def test_train_with_huge_learning_rate_fails_and_writes_nothing(cli_runs):
     proc = cli_runs["diverge"].result()
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0] == "data: MNIST (60,000 train / 10,000 test)"
@@ -106,3 +110,31 @@ def test_force_overwrites_an_existing_file_but_nothing_overwrites_a_shipped_mode
     assert "vae-z2.pt" in shipped
     now = {p.name: p.read_bytes() for p in (repo_root / "checkpoints").glob("*.pt") if p.name in shipped}
     assert now == shipped
+
+
+def test_version_and_help_show_every_default():
+    version = start_cli("--version").result()
+    assert version.returncode == 0 and re.fullmatch(r"python -m vae \d+\.\d+\.\d+\n", version.stdout)
+    help_text = start_cli("train", "--help").result().stdout.split("options:", 1)[1]
+    options = re.findall(r"^  (--[a-z-]+)", help_text, flags=re.M)
+    assert len(options) >= 15
+    for option in options:  # each option's help block names its default
+        block = help_text.split(option, 1)[1].split("\n  --", 1)[0]
+        assert "(default:" in block, option
+
+
+def test_cpu_and_auto_train_the_same_model_on_a_cpu_machine(small_mnist):
+    import torch
+
+    from vae.model import build_model
+    from vae.train import TrainConfig, train
+
+    models = []
+    for device in ("cpu", "auto"):
+        torch.manual_seed(0)
+        model = build_model("vae", 3)
+        train(model, small_mnist, TrainConfig(epochs=1, batch_size=128, device=device, evaluate_each_epoch=False))
+        models.append(model.state_dict())
+    assert not torch.cuda.is_available()  # this test is about CPU machines: auto must mean the CPU here
+    for name, value in models[0].items():
+        assert torch.equal(value, models[1][name]), name

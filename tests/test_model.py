@@ -111,6 +111,32 @@ def test_model_computes_exactly_the_report_network(kind, latent, real_batch):
         assert (g_fast - g_ref).abs().max() / scale < 1e-10, name
 
 
+@pytest.mark.parametrize("latent", (2, 64))
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_cpu_kernels_and_the_plain_modules_give_the_same_outputs_and_gradients(kind, latent, real_batch):
+    """model.py's two paths: the faster CPU kernels, and the report's modules a GPU runs (both run here)."""
+    model = _model(kind, latent).double()
+    x = real_batch[:64].double()
+    outputs, gradients = {}, {}
+    for device in ("cpu", "cuda"):  # eval first: a training step moves BatchNorm's running statistics
+        model.eval().use_device_kernels(device)
+        assert model.fast == (device == "cpu")
+        with torch.no_grad():
+            outputs[device] = (model.embed(x), model.reconstruct(x))
+    for device in ("cpu", "cuda"):
+        model.train().use_device_kernels(device)
+        torch.manual_seed(3)
+        loss = model.loss(x)["total"]
+        gradients[device] = (loss, torch.autograd.grad(loss, list(model.parameters())))
+    for fast, plain in zip(outputs["cpu"], outputs["cuda"]):
+        assert torch.allclose(fast, plain, rtol=1e-10, atol=1e-12)
+    (fast, fast_grads), (plain, plain_grads) = gradients["cpu"], gradients["cuda"]
+    assert torch.allclose(fast, plain, rtol=1e-12)
+    for (name, _), g_fast, g_plain in zip(model.named_parameters(), fast_grads, plain_grads):
+        scale = g_plain.abs().max().clamp(min=1e-12)
+        assert (g_fast - g_plain).abs().max() / scale < 1e-10, name
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_no_convolution_has_a_bias(kind):
     model = _model(kind, 3)

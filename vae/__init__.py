@@ -2,6 +2,8 @@
 
 No Streamlit here: the app's pages only lay out what this package computes.
 """
+__version__ = "0.4.0"  # as in pyproject.toml
+
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import FALLBACK_SUBSET, FULL_MNIST, MnistData, load_mnist
 from .model import ConvAE, ConvVAE, ModelConfig, build_model

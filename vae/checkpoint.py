@@ -118,8 +118,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[ConvAE | ConvVAE, dict]:
-    """(model in eval mode, metadata). Raises CheckpointError for any bad file."""
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[ConvAE | ConvVAE, dict]:
+    """(model in eval mode on `device`, metadata). Raises CheckpointError for any bad file."""
     payload = read_checkpoint(path)
     name = Path(path).name
     try:
@@ -136,7 +136,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[ConvAE | ConvVAE, dict]:
                 if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
     if bad is not None:
         raise CheckpointError(f"{name} has NaN or infinite weights ({bad})")
-    model.eval()
+    model.to(device).use_device_kernels(device).eval()
     metadata = validate_metadata(payload.get("metadata"), name)
     metadata.update(kind=model.kind, latent_dim=model.latent_dim, beta=model.config.beta)
     return model, metadata

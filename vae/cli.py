@@ -1,4 +1,5 @@
-"""python -m vae {train,evaluate,bench}: one readable line and a non-zero exit on any bad input."""
+"""python -m vae {train,evaluate,bench}: one readable line and a non-zero exit on any bad input
+(2 for a bad command line, 1 for a failure while running)."""
 from __future__ import annotations
 
 import _thread
@@ -9,23 +10,35 @@ import threading
 import time
 from dataclasses import asdict
 
+from . import __version__
 from . import bench as bench_module
 from .checkpoint import OWNER_PATTERN, CheckpointError, load_checkpoint
 from .data import DataUnavailable, load_mnist
+from .devices import DEVICE_CHOICES, describe, pick_device
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
 from .training_run import TrainingSpec, check_destination, parse_digits, run_training
 
 REPORT_EVERY_S = 0.2  # --progress json: the app redraws once a second; 5 points a second draw a smooth curve
 
 
+USAGE_ERROR, RUNTIME_ERROR = 2, 1
+
+
+class UsageError(ValueError):
+    """An argument's value is out of range: the command line is wrong (exit 2), not the run."""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kwargs)
+
     def error(self, message):  # one line instead of argparse's usage block
-        raise SystemExit(_fail(f"{message} (see: {self.prog} --help)"))
+        raise SystemExit(_fail(f"{message} (see: {self.prog} --help)", USAGE_ERROR))
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return code
 
 
 class ProgressBar:
@@ -100,9 +113,13 @@ class JsonReports:
 
 
 def cmd_train(args) -> int:
-    spec = TrainingSpec(kind=args.model, latent_dim=args.latent, epochs=args.epochs, batch_size=args.batch_size,
-                        lr=args.lr, beta=args.beta, digits=parse_digits(args.digits),
-                        train_size=args.train_size, seed=args.seed)  # validates every choice
+    try:  # every choice validated here: a bad one is a usage error
+        spec = TrainingSpec(kind=args.model, latent_dim=args.latent, epochs=args.epochs, batch_size=args.batch_size,
+                            lr=args.lr, beta=args.beta, digits=parse_digits(args.digits),
+                            train_size=args.train_size, seed=args.seed, device=args.device)
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     check_destination(args.out, args.out_dir, args.force)  # before minutes of training, not after
     if args.threads:
         import torch
@@ -110,6 +127,8 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     data = load_mnist(args.data_root)
     print(f"data: {data.source_label}", file=sys.stderr)
+    if device.type != "cpu":
+        print(f"device: {describe(device)}", file=sys.stderr)
     reports = JsonReports() if args.progress == "json" else ProgressBar()
     try:
         path, metadata, result = run_training(spec, out=args.out, folder=args.out_dir, data=data, force=args.force,
@@ -138,7 +157,11 @@ def _threads(text: str) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    model, meta = load_checkpoint(args.checkpoint)
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    model, meta = load_checkpoint(args.checkpoint, device)
     data = load_mnist(args.data_root)
     train_loss = evaluate_loss(model, data.train_images)
     test_loss = evaluate_loss(model, data.test_images)
@@ -163,38 +186,43 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    data_root = "MNIST folder, holding MNIST/raw; if not given: $MNIST_ROOT, else data/"
+    device = "where to compute: auto picks CUDA, then Apple MPS, else the CPU"
 
     t = sub.add_parser("train", help="train an AE or VAE and save a checkpoint")
-    t.add_argument("--model", choices=["ae", "vae"], default="vae")
-    t.add_argument("--latent", type=int, default=64, help="latent size (default 64)")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--model", choices=["ae", "vae"], default="vae", help="plain autoencoder or VAE")
+    t.add_argument("--latent", type=int, default=64, help="latent size")
+    t.add_argument("--epochs", type=int, default=30, help="passes over the training images")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (VAE)")
     t.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle)")
-    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    t.add_argument("--digits", default=None, help="train only on these digits, e.g. 0,1,7 (default all)")
-    t.add_argument("--train-size", type=int, default=None, help="use a random subset of this many images")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--data-root", default=None, help="MNIST folder (default $MNIST_ROOT or data/)")
-    t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<kind>-z<N>-…-<time>.pt); "
+    t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="images per step")
+    t.add_argument("--digits", default=None, help="train only on these digits, e.g. 0,1,7; all ten if not given")
+    t.add_argument("--train-size", type=int, default=None, help="use a random subset of this many images; all if not given")
+    t.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
+    t.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device)
+    t.add_argument("--data-root", default=None, help=data_root)
+    t.add_argument("--out", default=None, help="checkpoint path; if not given: <out-dir>/<kind>-z<N>-…-<time>.pt; "
                    "its folder must exist, and an existing file is refused unless --force")
-    t.add_argument("--out-dir", default=None, help="folder for the default file name (default checkpoints/)")
+    t.add_argument("--out-dir", default=None, help="folder for the default file name; if not given: checkpoints/")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists (never a shipped model)")
     t.add_argument("--owner", type=_owner_key, default=None,
-                   help="owner key stored in the checkpoint (the app's visitors; default none)")
+                   help="owner key stored in the checkpoint (the app's visitors); without one, nobody may change it in the app")
     t.add_argument("--progress", choices=["bar", "json"], default="bar",
-                   help="a progress bar on stderr (default), or JSON lines on stdout for the app")
-    t.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch (default: torch's own)")
+                   help="a progress bar on stderr, or JSON lines on stdout (how the app runs its jobs)")
+    t.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch; torch's own choice if not given")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="print a checkpoint's train and test loss")
-    e.add_argument("checkpoint")
-    e.add_argument("--data-root", default=None)
+    e.add_argument("checkpoint", help="a .pt file written by train")
+    e.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device)
+    e.add_argument("--data-root", default=None, help=data_root)
     e.set_defaults(func=cmd_evaluate)
 
-    b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model and data")
-    b.add_argument("--data-root", default=None)
-    b.add_argument("--epochs", type=int, default=1)
+    b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model and data (CPU)")
+    b.add_argument("--data-root", default=None, help=data_root)
+    b.add_argument("--epochs", type=int, default=1, help="epochs each loop trains")
     b.set_defaults(func=cmd_bench)
     return parser
 
@@ -204,6 +232,8 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        return _fail("interrupted: nothing was saved")
+        return _fail("interrupted: nothing was saved", RUNTIME_ERROR)
+    except UsageError as exc:
+        return _fail(f"{exc} (see: python -m vae {args.command} --help)", USAGE_ERROR)
     except (ValueError, CheckpointError, DataUnavailable, TrainingDiverged, OSError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, RUNTIME_ERROR)

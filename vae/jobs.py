@@ -23,6 +23,7 @@ Design, and why:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -32,11 +33,12 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from . import registry
 from .checkpoint import CHECKPOINT_DIR, OWNER_PATTERN, clean_stale_temp_files
 from .data import default_data_root
-from .train import Progress, format_duration
+from .train import Progress, TrainConfig, format_duration
 from .training_run import TrainingSpec
 
 MAX_JOBS = 2  # the machine has 2 cores: a third job would only slow the other two down
@@ -45,20 +47,29 @@ MAX_JOB_S = 20 * 60  # a job still running after this is stopped, whatever its e
 KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotten first
 REPO_ROOT = Path(__file__).resolve().parent.parent  # where `python -m vae` is importable from
 
+log = logging.getLogger(__name__)  # the server's log: failures are recorded there too, not only shown
+
 STARTING, RUNNING, SAVING, DONE, FAILED, CANCELLED = "starting", "running", "saving", "done", "failed", "cancelled"
 ACTIVE_STATES = (STARTING, RUNNING, SAVING)
 
-# What the app offers, one table for the form's widgets and for validation: (lowest, highest, label).
+class Limit(NamedTuple):
+    low: float
+    high: float
+    default: float
+    label: str
+
+
+ALL_TRAINING_IMAGES = 60_000  # the whole MNIST training split: train on everything
+# What the app offers: one table for the form's widgets and for validation (spec_from_form).
 # TrainingSpec accepts wider ranges (for the CLI); these keep a run sensible for a shared server.
 APP_LIMITS = {
-    "latent_dim": (1, 256, "latent size"),
-    "epochs": (1, 100, "epochs"),
-    "batch_size": (16, 4096, "batch size"),
-    "lr": (1e-5, 1.0, "learning rate"),
-    "beta": (0.0, 100.0, "KL weight β"),
-    "train_size": (100, 60_000, "training-set size"),
+    "latent_dim": Limit(1, 256, 16, "latent size"),
+    "epochs": Limit(1, 100, 5, "epochs"),
+    "batch_size": Limit(16, 4096, TrainConfig.batch_size, "batch size"),
+    "lr": Limit(1e-5, 1.0, TrainConfig.lr, "learning rate"),
+    "beta": Limit(0.0, 100.0, 1.0, "KL weight β"),
+    "train_size": Limit(100, ALL_TRAINING_IMAGES, ALL_TRAINING_IMAGES, "training-set size"),
 }
-ALL_TRAINING_IMAGES = 60_000  # the whole MNIST training split: train on everything
 # MNIST's training images per digit: a job's size is known before any data is loaded.
 TRAINING_IMAGES_PER_DIGIT = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 # epochs × images per job. The slowest settings the form allows (batch 16, latent 256) train ~1,200
@@ -97,7 +108,7 @@ def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr:
     """
     values = {"latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "beta": beta if kind == "vae" else 1.0, "train_size": train_size}
-    for name, (low, high, label) in APP_LIMITS.items():
+    for name, (low, high, _, label) in APP_LIMITS.items():
         value = values[name]
         if name == "train_size" and value is None:
             continue
@@ -420,6 +431,7 @@ class JobManager:
                 job.state = FAILED
                 job.error = job.error or error or (
                     f"the training process ended unexpectedly (exit code {job.process.returncode}); nothing was saved")
+                log.warning("training job %s (%s) failed: %s", job.id, describe_spec(job.spec), job.error)
             job.finished = time.time()
             for stream in (job.process.stdin, job.process.stdout):
                 try:

@@ -5,6 +5,12 @@ Decoder (report §3.2):  z×1×1 → 64×3×3 → 16×7×7 → 4×14×14 → 1×
 LeakyReLU after each layer, BatchNorm on the middle layers, convolutions without bias.
 The VAE (report §3.3) replaces the last encoder conv with two heads of the same shape: the
 posterior mean and, through softplus, its standard deviation.
+
+Each forward pass has two paths over the same modules and weights, chosen once per model with
+`use_device_kernels` (like nanoGPT's `self.flash`): the report's network called module by module,
+readable as the report writes it, and on a CPU the same sums through faster kernels (vae/kernels.py,
+matrix products for the 1×1 maps, channels-last where BatchNorm is faster). tests/test_model.py
+holds the two paths to each other, values and gradients.
 """
 from __future__ import annotations
 
@@ -51,8 +57,13 @@ class EncoderTrunk(nn.Module):
         self.conv3 = nn.Conv2d(16, 64, 3, 2, 0, bias=False)  # 3x3
         self.bn3 = nn.BatchNorm2d(64)
         self.relu = nn.LeakyReLU()
+        self.fast = True  # the CPU kernels; set by _Autoencoder.use_device_kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fast:  # the report's layers, module by module
+            x = self.relu(self.conv1(x))  # (N, 4, 14, 14)
+            x = self.relu(self.bn2(self.conv2(x)))  # (N, 16, 7, 7)
+            return self.relu(self.bn3(self.conv3(x)))  # (N, 64, 3, 3)
         # BatchNorm over 16 and 64 channels is ~3× faster channels-last; the 4- and 1-channel maps stay NCHW.
         x = self.relu(self.conv1(x).contiguous(memory_format=torch.channels_last))  # (N, 4, 14, 14)
         # strided_conv(x, conv) == conv(x), with a faster backward pass (vae/kernels.py).
@@ -72,9 +83,15 @@ class Decoder(nn.Module):
         self.bn2 = nn.BatchNorm2d(4)
         self.conv1 = nn.ConvTranspose2d(4, 1, 4, 2, 1, bias=False)  # 28x28
         self.relu = nn.LeakyReLU()
+        self.fast = True  # the CPU kernels; set by _Autoencoder.use_device_kernels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z (N, latent_dim) → pixel logits (N, 1, 28, 28)."""
+        if not self.fast:  # the report's layers, module by module
+            x = self.relu(self.bn4(self.conv4(z.view(len(z), -1, 1, 1))))  # (N, 64, 3, 3)
+            x = self.relu(self.bn3(self.conv3(x)))  # (N, 16, 7, 7)
+            x = self.relu(self.bn2(self.conv2(x)))  # (N, 4, 14, 14)
+            return self.conv1(x)  # (N, 1, 28, 28) logits; sigmoid gives pixels
         # conv4 on a 1×1 input is a matrix product with its weight: same result, about 3× faster.
         x = (z @ self.conv4.weight.flatten(1)).view(-1, 64, 3, 3)  # (N, 64, 3, 3)
         x = self.relu(self.bn4(x.contiguous(memory_format=torch.channels_last)))
@@ -93,8 +110,10 @@ def conv_to_1x1(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
     return F.linear(h.permute(0, 2, 3, 1).flatten(1), conv.weight.permute(0, 2, 3, 1).flatten(1))
 
 
-def reconstruction_nats(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def reconstruction_nats(logits: torch.Tensor, x: torch.Tensor, fast: bool = True) -> torch.Tensor:
     """Binary cross-entropy summed over the pixels of each image: (N,)."""
+    if not fast:
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
     return bce_per_image(logits, x)
 
 
@@ -111,12 +130,31 @@ class _Autoencoder(nn.Module):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    @property
+    def fast(self) -> bool:
+        return self.encoder.fast
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def use_device_kernels(self, device: torch.device | str | None = None) -> _Autoencoder:
+        """Choose the forward path once, for the device the model runs on: the faster CPU kernels on a
+        CPU, the report's modules as they are elsewhere (where cuDNN or MPS already do well)."""
+        fast = torch.device(device if device is not None else self.device).type == "cpu"
+        self.encoder.fast = self.decoder.fast = fast
+        return self
+
+    def head(self, conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+        """A 3×3 → 1×1 encoder head on the trunk's output: (N, latent_dim)."""
+        return conv_to_1x1(conv, h) if self.fast else conv(h).flatten(1)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (N, latent_dim) → images (N, 1, 28, 28) in [0, 1]."""
-        return torch.sigmoid(self.decoder(z))
+        """z (N, latent_dim) → images (N, 1, 28, 28) in [0, 1], on the model's device."""
+        return torch.sigmoid(self.decoder(z.to(self.device)))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction (N, 1, 28, 28) in [0, 1]; the VAE decodes its mean."""
@@ -142,7 +180,8 @@ class ConvAE(_Autoencoder):
         self.decoder = Decoder(latent_dim)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return conv_to_1x1(self.conv4, self.encoder(x))  # (N, z)
+        """Images (N, 1, 28, 28) on any device → codes (N, z) on the model's device."""
+        return self.head(self.conv4, self.encoder(x.to(self.device)))  # (N, z)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.embed(x)
@@ -150,7 +189,7 @@ class ConvAE(_Autoencoder):
 
     def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, _ = self(x)
-        recon = reconstruction_nats(logits, x)
+        recon = reconstruction_nats(logits, x, self.fast)
         return {"total": recon, "recon": recon, "kl": torch.zeros_like(recon)}
 
 
@@ -166,9 +205,10 @@ class ConvVAE(_Autoencoder):
         self.decoder = Decoder(latent_dim)
 
     def posterior(self, x: torch.Tensor) -> Normal:
-        h = self.encoder(x)  # (N, 64, 3, 3)
-        mean = conv_to_1x1(self.conv_mean, h)  # (N, z)
-        std = F.softplus(conv_to_1x1(self.conv_std, h)) + MIN_STD  # (N, z)
+        """q(z | x) for images on any device, on the model's device."""
+        h = self.encoder(x.to(self.device))  # (N, 64, 3, 3)
+        mean = self.head(self.conv_mean, h)  # (N, z)
+        std = F.softplus(self.head(self.conv_std, h)) + MIN_STD  # (N, z)
         return Normal(mean, std)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,14 +220,13 @@ class ConvVAE(_Autoencoder):
 
     def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, q_z = self(x)
-        recon = reconstruction_nats(logits, x)
+        recon = reconstruction_nats(logits, x, self.fast)
         prior = Normal(torch.zeros_like(q_z.mean), torch.ones_like(q_z.stddev))
         kl = kl_divergence(q_z, prior).sum(1)
         return {"total": recon + self.config.beta * kl, "recon": recon, "kl": kl}
 
 
-def build_model(kind: str, latent_dim: int, beta: float = 1.0) -> ConvAE | ConvVAE:
+def build_model(kind: str, latent_dim: int, beta: float = 1.0, device: torch.device | str = "cpu") -> ConvAE | ConvVAE:
     config = ModelConfig(kind, latent_dim, beta)  # validates
-    if config.kind == "ae":
-        return ConvAE(config.latent_dim)
-    return ConvVAE(config.latent_dim, config.beta)
+    model = ConvAE(config.latent_dim) if config.kind == "ae" else ConvVAE(config.latent_dim, config.beta)
+    return model.to(device).use_device_kernels(device)

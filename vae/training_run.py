@@ -42,6 +42,7 @@ class TrainingSpec:
     digits: tuple[int, ...] | None = None  # None: all ten
     train_size: int | None = None  # None: the whole training split
     seed: int = 0
+    device: str = "auto"  # where to train: vae.devices.pick_device
 
     def __post_init__(self):
         ModelConfig(self.kind, self.latent_dim, self.beta)
@@ -52,7 +53,8 @@ class TrainingSpec:
             object.__setattr__(self, "digits", parse_digits(",".join(map(str, self.digits))))
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                           device=self.device)
 
 
 def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: TrainResult) -> dict:
@@ -69,6 +71,7 @@ def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: Trai
         "data_source": data.source,
         "train_loss": evaluate_loss(model, data.train_images),
         "test_loss": evaluate_loss(model, data.test_images),
+        "device": str(model.device),
         "train_seconds": round(result.seconds, 1),
         "images_per_s": round(result.images_per_s),
         "history": result.history,
