@@ -4,7 +4,8 @@ against vae/kernels.py, interleaved, median of several rounds, one thread.
     python scripts/bench_kernels.py [--batch 256] [--rounds 7]
 
 This is where the model's choice comes from: it uses the kernels for the three layers where they
-win (encoder.conv2, decoder.conv2, decoder.conv1) and PyTorch's modules for the other three. Timings on a shared machine are noisy: read the ratios.
+win (encoder.conv2, decoder.conv2, decoder.conv1) and PyTorch's modules for the other three.
+Timings on a shared machine are noisy: read the ratios.
 """
 from __future__ import annotations
 

@@ -39,16 +39,17 @@ def chromium_path() -> str:
 
 @contextlib.contextmanager
 def running_app(repo: Path = ROOT, log_name: str = "streamlit.log", port: int | None = None,
-                timeout_s: float = 120):
+                timeout_s: float = 120, mnist_root: str | os.PathLike | None = None):
     """Start `streamlit run app.py` in `repo`, wait for its health check, yield (url, process); stop it after.
 
-    MNIST_ROOT is passed through (default: ../shared/data beside the repo). The file watcher is off: an
+    The app reads MNIST from `mnist_root` if given, else from $MNIST_ROOT as set. The file watcher is off: an
     edit to the code while a test runs must not leave the page showing "File change" forever.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = port or free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("MNIST_ROOT", str((repo / ".." / "shared" / "data").resolve()))
+    if mnist_root is not None:
+        env["MNIST_ROOT"] = str(mnist_root)
     with open(ARTIFACTS / log_name, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -89,7 +90,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def wait_until_idle(page, timeout_s: float = 180) -> None:
-    """(Playwright's sync API.) Streamlit shows a 'running' status widget while the script runs; wait until it is gone for 1.5 s."""
+    """Streamlit shows a 'running' status widget while the script runs; wait until it has been gone for 1.5 s.
+    (Playwright's sync API.)"""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
     deadline = time.time() + timeout_s
     quiet_since = None

@@ -46,8 +46,7 @@ def test_the_shipped_models_table_reads_each_checkpoints_own_test_loss():
 
 
 def test_the_2d_cluster_scores_are_shown_for_ae_and_vae():
-    if not ((CHECKPOINTS / "ae-z2.pt").exists() and (CHECKPOINTS / "vae-z2.pt").exists()):
-        pytest.skip("the shipped 2-D models are not present")
+    assert (CHECKPOINTS / "ae-z2.pt").exists() and (CHECKPOINTS / "vae-z2.pt").exists(), "shipped 2-D models missing"
     at = home()
     scores = at.dataframe[0].value
     assert list(scores["model"]) == ["ae-z2", "vae-z2"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 
 pytestmark = pytest.mark.browser
@@ -60,13 +61,17 @@ def test_draw_a_digit_and_see_it_corrected(server, page):
     page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
 
 
+@pytest.mark.parametrize("page", [(1400, 1000), (1024, 768)], indirect=True, ids=["1400x1000", "1024x768"])
 def test_every_page_renders_without_error(server, page):
+    """Screenshots of every page at both sizes: test-artifacts/page-<name>-<width>x<height>.png
+    (scripts/update_screenshots.py copies the large ones to docs/ for the README)."""
+    size = "{width}x{height}".format(**page.viewport_size)
     page.goto(server)
     wait_until_idle(page)
     for title in ("Latent space", "Error histograms", "Draw & correct", "Home"):
         open_page(page, server, title)
         assert_no_errors(page, title)
-        page.screenshot(path=str(ARTIFACTS / f"page-{title.split()[0].lower()}.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"page-{title.split()[0].lower()}-{size}.png"), full_page=True)
 
 
 def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
@@ -115,12 +120,12 @@ def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, p
             path.unlink()
 
 
-def test_first_visitors_of_a_fresh_server_all_get_the_app(browser):
+def test_first_visitors_of_a_fresh_server_all_get_the_app(browser, mnist_root):
     """Visitors opening /draw together on a just-started server: each must get app.py's navigation and
     sidebar, not Streamlit's pages-folder mode (which showed an ImportError or the bare page)."""
     from streamlit_server import running_app
 
-    with running_app(log_name="streamlit-fresh.log") as (url, _):
+    with running_app(log_name="streamlit-fresh.log", mnist_root=mnist_root) as (url, _):
         contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(4)]
         pages = [context.new_page() for context in contexts]
         try:

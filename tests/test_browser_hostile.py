@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 
 from vae import registry
 from vae.checkpoint import save_checkpoint
 from vae.model import ConvVAE
+
+from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 
 CHECKPOINTS = ROOT / "checkpoints"
 PICK_KEY = "retrain_models_pick"

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vae.kernels import (StridedConv, StridedConvTranspose, bce_per_image, conv_transpose_by_phases,
-                         conv_weight_grad)
+from vae.kernels import StridedConv, StridedConvTranspose, bce_per_image, conv_transpose_by_phases, conv_weight_grad
 
 # (in, out, kernel, stride, padding, input size): the model's layers first, then others.
 TRANSPOSED = [(64, 16, 3, 2, 0, 3), (16, 4, 4, 2, 1, 7), (4, 1, 4, 2, 1, 14),

@@ -37,7 +37,7 @@ class MnistData:
     def source_label(self) -> str:
         return SOURCE_LABELS.get(self.source, self.source)
 
-    def select(self, digits=None, train_size: int | None = None, seed: int = 0) -> "MnistData":
+    def select(self, digits=None, train_size: int | None = None, seed: int = 0) -> MnistData:
         """Keep only `digits` in the training split and, optionally, a random `train_size` of it.
 
         The test split keeps every digit: a one-class model is judged on the digits it never saw.

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phase_taps(kernel: int, stride: int, padding: int) -> tuple[torch.Tensor, int]:
     """Which of the kernel's taps each (phase a, b; window offset i, j) uses; computed once per layer.
 

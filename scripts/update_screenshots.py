@@ -1,0 +1,37 @@
+"""Copy the browser test's page screenshots into docs/, small enough for the README.
+
+    pytest -m browser -k every_page      # writes test-artifacts/page-<name>-<size>.png
+    python scripts/update_screenshots.py # → docs/<name>.png, 1,000 px wide
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ("home", "draw", "latent", "histograms")
+SOURCE_SIZE = "1400x1000"
+WIDTH = 1000  # px in docs/
+MAX_HEIGHT = 1600  # a long page is cut here: the README shows its top
+
+
+def main() -> int:
+    (ROOT / "docs").mkdir(exist_ok=True)
+    for name in PAGES:
+        source = ROOT / "test-artifacts" / f"page-{name}-{SOURCE_SIZE}.png"
+        if not source.exists():
+            print(f"error: {source} is missing; run: pytest -m browser -k every_page", file=sys.stderr)
+            return 1
+        image = Image.open(source).convert("RGB")
+        image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
+        image = image.crop((0, 0, WIDTH, min(image.height, MAX_HEIGHT)))
+        target = ROOT / "docs" / f"{name}.png"
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+        print(f"{target.relative_to(ROOT)}: {image.width}×{image.height}, {target.stat().st_size // 1024} KB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
