@@ -1,6 +1,6 @@
 """Copy the browser test's page screenshots into docs/, small enough for the README.
 
-    pytest -m browser -k every_page      # writes test-artifacts/page-<name>-<size>.png
+    pytest -m browser                    # writes test-artifacts/page-<name>-<size>.png and draw.png
     python scripts/update_screenshots.py # → docs/<name>.png, 1,000 px wide
 """
 from __future__ import annotations
@@ -11,18 +11,19 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ("home", "draw", "latent", "histograms")
-SOURCE_SIZE = "1400x1000"
+# docs/<name>.png ← test-artifacts/<file>: each page at 1400×1000; Draw with the 7 the browser test draws
+PAGES = {"home": "page-home-1400x1000.png", "draw": "draw.png", "latent": "page-latent-1400x1000.png",
+         "histograms": "page-histograms-1400x1000.png"}
 WIDTH = 1000  # px in docs/
 MAX_HEIGHT = 1600  # a long page is cut here: the README shows its top
 
 
 def main() -> int:
     (ROOT / "docs").mkdir(exist_ok=True)
-    for name in PAGES:
-        source = ROOT / "test-artifacts" / f"page-{name}-{SOURCE_SIZE}.png"
+    for name, file in PAGES.items():
+        source = ROOT / "test-artifacts" / file
         if not source.exists():
-            print(f"error: {source} is missing; run: pytest -m browser -k every_page", file=sys.stderr)
+            print(f"error: {source} is missing; run: pytest -m browser", file=sys.stderr)
             return 1
         image = Image.open(source).convert("RGB")
         image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), Image.LANCZOS)
