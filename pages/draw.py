@@ -1,60 +1,83 @@
 """Draw & correct (report Fig. 6 and Fig. 8): one digit in, what the model gives back, what it
 corrected, and whether its score crosses the anomaly threshold."""
 import numpy as np
+import pandas as pd
 import streamlit as st
 import streamlit_drawable_canvas as canvas
 
-from studio import common
+from studio import common, draw_inputs
 from vae import prepare_array
-from vae.correction import DEFAULT_LEVEL, correct, corrected_regions, verdict
+from vae.correction import DEFAULT_LEVEL, correct, corrected_regions, result_csv, skipped_specks, verdict
 from vae.data import to_float
-from vae.display import circle_regions, describe_regions, render_difference, to_rgb, upscale
+from vae.display import (
+    circle_regions,
+    describe_regions,
+    png_bytes,
+    render_difference,
+    result_sheet,
+    thumbnail_url,
+    to_rgb,
+    upscale,
+)
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
+from vae.sampling import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
 from vae.scores import percentile_of
 from vae.uploads import load_uploaded_image
 
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 INPUTS = ("Draw", "Upload", "Test digit")
-IMAGE_WIDTH = 200
-COMPARE_WIDTH = 150
 CANVAS_SIZE = 280
 INDEX_KEY = "draw_test_index"
+LEVEL_KEY = "draw_level"
 
 
-def drawn_digit() -> np.ndarray | None:
+def drawn_digit() -> tuple[np.ndarray, str] | None:
     st.caption("Draw one digit, large, with the mouse or a finger. Hover over the canvas for its toolbar: "
                "the bin clears it, the arrows undo and redo.")
     result = canvas.st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000",
                               width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
-                              return_image_data=True, key="draw_canvas")
-    if result.image_data is not None:  # None until the first stroke
+                              initial_drawing=draw_inputs.canvas_start(),
+                              return_image_data=True, key=draw_inputs.CANVAS_KEY)
+    if result.image_data is not None:  # None until the canvas sends its pixels
         try:
-            return prepare_array(result.image_data)
+            digit = prepare_array(result.image_data)
         except ValueError:  # a cleared canvas: all background
-            pass
+            draw_inputs.forget_drawing()
+        else:
+            draw_inputs.keep_drawing(result.json_data, digit)
+            return digit, "drawing"
+    elif draw_inputs.kept_drawing() is not None:  # the canvas is back with the kept drawing
+        return draw_inputs.kept_drawing(), "drawing"
     st.info("Draw a digit on the black canvas to see how the model corrects it.")
     return None
 
 
-def uploaded_digit() -> np.ndarray | None:
+def uploaded_digit() -> tuple[np.ndarray, str] | None:
     file = st.file_uploader("A PNG or JPEG of one digit, any colours (it is cropped, scaled and centred "
-                            "like MNIST)", type=["png", "jpg", "jpeg"], key="draw_upload")
+                            "like MNIST)", type=["png", "jpg", "jpeg"], key=draw_inputs.UPLOAD_KEY,
+                            on_change=draw_inputs.upload_changed)
     if file is None:
+        kept = draw_inputs.kept_upload()
+        if kept is not None:  # Streamlit dropped the file when the page was left; its digit was kept
+            st.caption(f"Showing **{kept[0]}**, uploaded earlier. Upload another file to replace it.")
+            return kept[1], f"upload {kept[0]}"
         st.info("Upload an image of a single handwritten digit.")
         return None
     try:
-        return prepare_array(load_uploaded_image(file.getvalue()))
+        digit = prepare_array(load_uploaded_image(file.getvalue()))
     except ValueError as exc:
         st.error(f"Cannot use **{file.name}**: {exc}.")
         return None
+    draw_inputs.keep_upload(file.name, digit)
+    return digit, f"upload {file.name}"
 
 
 def _pick_random_test_image(count: int) -> None:
     st.session_state[INDEX_KEY] = int(np.random.default_rng().integers(count))
 
 
-def test_digit() -> np.ndarray | None:
+def test_digit() -> tuple[np.ndarray, str] | None:
     try:
         d = common.data()
     except Exception as exc:  # DataUnavailable: neither MNIST nor the fallback subset
@@ -63,52 +86,115 @@ def test_digit() -> np.ndarray | None:
     count = len(d.test_images)
     st.session_state.setdefault(INDEX_KEY, 0)
     st.session_state[INDEX_KEY] = min(st.session_state[INDEX_KEY], count - 1)  # the data set may shrink
-    pick, random, flaw_column, seed_column = st.columns([2, 1, 3, 1], vertical_alignment="bottom")
+    # Two rows, so that every control keeps its label whole from 1024 px wide up.
+    pick, random = st.columns([3, 1], vertical_alignment="bottom")
     index = pick.number_input(f"Test image (0 – {count - 1})", 0, count - 1, step=1, key=INDEX_KEY)
-    random.button("Random", icon=":material/casino:", on_click=_pick_random_test_image, args=(count,))
+    random.button("Random", icon=":material/casino:", help="A random test image", on_click=_pick_random_test_image,
+                  args=(count,), key="draw_random", width="stretch")
+    flaw_column, seed_column = st.columns([3, 1], vertical_alignment="bottom")
     flaw = common.offered(flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get,
                                                 key="draw_flaw"), FLAW_KINDS)
-    seed = seed_column.number_input("Flaw seed", 0, 1_000_000, 0, step=1, key="draw_flaw_seed",
-                                    disabled=flaw == "none")
+    seed = seed_column.number_input("Flaw seed", 0, 1_000_000, step=1, key="draw_flaw_seed", disabled=flaw == "none")
     label = int(d.test_labels[index])
     st.caption(f"Test image {index}, a **{label}**, never seen in training. MNIST digits are already in the "
                "model's format, so it goes in as it is" + ("." if flaw == "none" else ", with the flaw added."))
-    return add_flaw(to_float(d.test_images[index:index + 1])[0, 0].numpy(), flaw, int(seed))
+    name = f"test #{index}" + ("" if flaw == "none" else f" + {flaw} (seed {int(seed)})")
+    return add_flaw(to_float(d.test_images[index:index + 1])[0, 0].numpy(), flaw, int(seed)), name
 
 
-def show_correction(entry, digit: np.ndarray) -> None:
-    """Fig. 6 for the selected model: images, corrected spots, score and verdict."""
+def show_correction(entry, digit: np.ndarray, name: str) -> None:
+    """Fig. 6 for the selected model: images, corrected spots, score and verdict, and their downloads."""
     model, _ = common.model_for(entry)
     result = correct(model, digit)
     train_errors, _ = common.errors_for(entry)
     limit = common.current_threshold(train_errors)
     outcome = verdict(result.score, limit)
+    percentile = percentile_of(result.score, train_errors)
 
-    level = st.slider("Difference that counts as a correction", 0.05, 0.95, DEFAULT_LEVEL, 0.05,
-                      key="draw_level", help="A pixel is corrected where |reconstruction − input| exceeds this "
+    st.session_state.setdefault(LEVEL_KEY, DEFAULT_LEVEL)
+    level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=LEVEL_KEY,
+                      help="A pixel is corrected where |reconstruction − input| exceeds this "
                       "(pixels run from 0 to 1); touching corrected pixels form one circled spot.")
     regions = corrected_regions(result.diff, level)
-    seen, recon, diff, circled = st.columns(4)
-    seen.image(upscale(to_rgb(result.input)), width=IMAGE_WIDTH, caption="What the model sees (28×28)")
-    recon.image(upscale(to_rgb(result.reconstruction)), width=IMAGE_WIDTH, caption=f"Reconstruction by {entry.name}")
-    diff.image(upscale(render_difference(result.diff)), width=IMAGE_WIDTH,
-               caption="Difference, reconstruction − input")
-    circled.image(circle_regions(result.input, regions), width=IMAGE_WIDTH, caption="Corrected spots, circled")
-    st.caption("Difference colours, the same scale for every image: :blue[**blue**] = ink the model added, "
-               ":orange[**orange**] = ink it removed, black = unchanged; full brightness is a change of the "
-               f"whole pixel range. {describe_regions(regions).capitalize()} at level {level:.2f}.")
+    panels = [upscale(to_rgb(result.input)), upscale(to_rgb(result.reconstruction)),
+              upscale(render_difference(result.diff)), circle_regions(result.input, regions)]
+    captions = ["What the model sees", f"Reconstruction by {entry.name}", "Difference", "Spots circled"]
+    for column, panel, caption in zip(st.columns(4), panels, captions):
+        column.image(panel, width="stretch", caption=caption)
+    spots = describe_regions(regions, skipped_specks(result.diff, level))
+    st.caption("Difference = reconstruction − input, the same scale for every image: :blue[**blue**] = ink the "
+               "model added, :orange[**orange**] = ink it removed, black = unchanged; full brightness is a change "
+               f"of the whole pixel range. At level {level:.2f}: {spots}.")
 
     score_column, percentile_column, verdict_column = st.columns(3)
     score_column.metric("Anomaly score", f"{result.score:.1f}",
                         help="Sum over the 784 pixels of (reconstruction − input)²: the number the "
                         "Error histograms page counts.")
-    percentile_column.metric("Percentile among training images", f"{percentile_of(result.score, train_errors):.1f} %",
+    percentile_column.metric("Training percentile", f"{percentile / 100:.1%}",
                              help="Share of the training images whose score is at or below this one.")
     verdict_column.metric("Verdict", outcome.upper())
     colour = "red" if outcome == "anomaly" else "green"
+    called = "an anomaly" if outcome == "anomaly" else "normal"
     st.markdown(f"Threshold **{limit:.1f}** ({common.threshold_description()}, chosen on the Error histograms "
                 f"page): score {result.score:.1f} {'>' if outcome == 'anomaly' else '≤'} {limit:.1f}, "
-                f"so this digit is :{colour}[**{outcome}**].")
+                f"so this digit is :{colour}[**{called}**].")
+
+    row = {"model": entry.name, "input": name, "score": result.score, "percentile": percentile,
+           "threshold": limit, "verdict": outcome, "spots": len(regions)}
+    png_column, csv_column, compare_column = st.columns(3)
+    png_column.download_button("Picture (PNG)", png_bytes(result_sheet(panels, captions)), "correction.png",
+                               "image/png", icon=":material/download:", key="draw_download_png")
+    csv_column.download_button("Scores (CSV)", result_csv([row]), "correction.csv", "text/csv",
+                               icon=":material/download:", key="draw_download_csv")
+    compare_column.button("Add to comparison", icon=":material/add:", key="draw_compare", on_click=draw_inputs.compare,
+                          args=({"input": name, "digit": digit, "model_path": str(entry.path)},),
+                          help="Keep this digit and model in the table below, to compare scores side by side.")
+
+
+def show_generative_side(entry, digit: np.ndarray) -> None:
+    """What a VAE's posterior says about this digit: σ per latent dimension, and decodings of z ~ q(z|x)."""
+    model, _ = common.model_for(entry)
+    posterior = posterior_of(model, digit)
+    st.subheader("The generative side")
+    if posterior is None:
+        st.caption(f"{entry.name} is a plain autoencoder: one code per image, no posterior to sample from. "
+                   "Pick a VAE in the sidebar to see its uncertainty and sampled reconstructions.")
+        return
+    dims = posterior.std.size
+    st.caption(f"The VAE encodes the digit as a Gaussian q(z|x), not a point: mean σ **{posterior.std.mean():.2f}** "
+               f"over its {dims} latent dimensions; {informative_dims(posterior.std)} of them have σ under "
+               f"{INFORMATIVE_SIGMA} and carry the digit, the others stay near the prior's 1. Decoding codes drawn "
+               "from q(z|x) (the same draws every time) shows what the model thinks the digit could be.")
+    images = [correct(model, digit).reconstruction, *sampled_reconstructions(model, digit)]
+    captions = ["Mean code", *(f"Sample {i}" for i in range(1, len(images)))]
+    for column, image, caption in zip(st.columns(len(images)), images, captions):
+        column.image(upscale(to_rgb(image)), width="stretch", caption=caption)
+    st.bar_chart(pd.DataFrame({"σ": posterior.std}, index=pd.Index(range(dims), name="latent dimension")),
+                 height=180, x_label="latent dimension", y_label="σ of q(z|x)")
+
+
+def show_compared(entries_by_path: dict) -> None:
+    """The digits kept with "Add to comparison", each through its model, under the current threshold."""
+    rows = draw_inputs.compared()
+    st.subheader("Compare inputs")
+    if not rows:
+        st.caption("Press **Add to comparison** to keep a digit here (up to 5) and compare scores side by side.")
+        return
+    table = []
+    for kept in rows:
+        entry = entries_by_path.get(kept["model_path"])
+        if entry is None:  # the model was deleted meanwhile
+            continue
+        model, _ = common.model_for(entry)
+        score = correct(model, kept["digit"]).score
+        train_errors, _ = common.errors_for(entry)
+        limit = common.current_threshold(train_errors)
+        table.append({"digit": thumbnail_url(kept["digit"]), "input": kept["input"], "model": entry.name,
+                      "score": round(score, 1), "percentile": f"{percentile_of(score, train_errors) / 100:.1%}",
+                      "verdict": verdict(score, limit)})
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="draw_compared_table",
+                 column_config={"digit": st.column_config.ImageColumn("digit", width="small")})
+    st.button("Clear", icon=":material/delete:", on_click=draw_inputs.clear_compared, key="draw_compare_clear")
 
 
 def show_comparison(entry, digit: np.ndarray) -> None:
@@ -132,24 +218,30 @@ def show_comparison(entry, digit: np.ndarray) -> None:
                 continue
             model, _ = common.model_for(other)
             result = correct(model, digit)
-            recon_column.image(upscale(to_rgb(result.reconstruction)), width=COMPARE_WIDTH,
+            recon_column.image(upscale(to_rgb(result.reconstruction)), width="stretch",
                                caption=f"{kind.upper()} z={dim} ({other.name})")
-            diff_column.image(upscale(render_difference(result.diff)), width=COMPARE_WIDTH,
+            diff_column.image(upscale(render_difference(result.diff)), width="stretch",
                               caption=f"difference · score {result.score:.1f}")
 
 
 @st.fragment
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
+    draw_inputs.restore_widgets()  # the input is kept when the user leaves the page and comes back
     source = common.offered(st.radio("Input", INPUTS, horizontal=True, key="draw_input"), INPUTS)
-    digit = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
-    if digit is None:
+    given = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
+    if given is None:
         st.session_state.pop(common.DRAWN_DIGIT_KEY, None)
-        return
-    st.session_state[common.DRAWN_DIGIT_KEY] = digit  # the Latent space page marks it in its scatter plot
-    show_correction(entry, digit)
-    st.divider()
-    show_comparison(entry, digit)
+    else:
+        digit, name = given
+        st.session_state[common.DRAWN_DIGIT_KEY] = digit  # the Latent space page marks it in its scatter plot
+        show_correction(entry, digit, name)
+        show_generative_side(entry, digit)
+    show_compared({str(e.path): e for e in common.usable_entries()})
+    if given is not None:
+        st.divider()
+        show_comparison(entry, given[0])
+    draw_inputs.keep_widgets()
 
 
 st.title("Draw & correct")

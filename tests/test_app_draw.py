@@ -41,8 +41,12 @@ def seven_rgba(mnist):
     return np.dstack([gray, gray, gray, np.full_like(gray, 255)])
 
 
+DRAWING = {"version": "5.3.0", "objects": [{"type": "path", "path": [["M", 100, 40], ["L", 180, 40]]}]}
+
+
 class FakeCanvas:
-    """Stands in for st_canvas: hands back fixed pixels and records how it was called."""
+    """Stands in for st_canvas: hands back fixed pixels and records how it was called. Like the real one,
+    its json_data is the drawing on it: DRAWING once pixels are set, else the drawing it started from."""
 
     def __init__(self, image_data):
         self.image_data = image_data
@@ -50,6 +54,7 @@ class FakeCanvas:
 
     def __call__(self, **kwargs):
         self.calls.append(kwargs)
+        self.json_data = DRAWING if self.image_data is not None else kwargs.get("initial_drawing") or {"objects": []}
         return self
 
 
@@ -108,12 +113,12 @@ def test_a_drawn_digit_shows_its_reconstruction_score_and_verdict(canvas, seven_
     model, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")  # the sidebar's default model
     expected = correct(model, prepare_array(seven_rgba))
     assert metrics(at)["Anomaly score"] == f"{expected.score:.1f}"
-    assert metrics(at)["Percentile among training images"].endswith("%")
+    assert metrics(at)["Training percentile"].endswith("%")
     assert_consistent_verdict(at)
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("Difference colours") and "blue" in c and "orange" in c for c in captions)
+    assert any(c.startswith("Difference = reconstruction − input") and "blue" in c and "orange" in c for c in captions)
     captions = image_captions(at)
-    for shown in ("What the model sees", "Reconstruction by vae-z64", "Difference", "Corrected spots, circled"):
+    for shown in ("What the model sees", "Reconstruction by vae-z64", "Difference", "Spots circled"):
         assert any(c.startswith(shown) for c in captions), shown
     np.testing.assert_allclose(at.session_state[DRAWN_DIGIT_KEY], prepare_array(seven_rgba))
 
@@ -177,7 +182,7 @@ def test_a_test_digit_with_a_flaw_scores_higher_than_without(canvas):
     assert not at.exception and not at.error
     assert float(metrics(at)["Anomaly score"]) > clean
     assert_consistent_verdict(at)
-    at.button[0].click().run()  # 🎲 Random
+    at.button(key="draw_random").click().run()  # 🎲 Random
     assert not at.exception and 0 <= at.number_input(key="draw_test_index").value < 10_000
 
 
@@ -217,3 +222,164 @@ def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatc
     at.radio(key="draw_input").set_value("Test digit").run()
     assert not at.exception and not at.error
     assert any("No VAE with latent 3" in c.value for c in at.caption)
+
+
+# --- the input is kept for the session ----------------------------------------------------------------
+
+def leave_and_come_back(at, percentile: float = 95.0) -> AppTest:
+    """Open Error histograms, set the threshold to a training percentile there, and come back."""
+    at.switch_page("pages/histograms.py").run()
+    assert not at.exception
+    at.slider(key="hist_percentile").set_value(percentile).run()
+    return at.switch_page("pages/draw.py").run()
+
+
+def test_a_test_digit_and_its_settings_are_kept_when_the_user_leaves_the_page_and_comes_back(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    at.number_input(key="draw_test_index").set_value(5).run()
+    at.selectbox(key="draw_flaw").set_value("scratch").run()
+    at.number_input(key="draw_flaw_seed").set_value(3).run()
+    at.slider(key="draw_level").set_value(0.3).run()
+    score, digit = metrics(at)["Anomaly score"], at.session_state[DRAWN_DIGIT_KEY]
+    at = leave_and_come_back(at)
+    assert not at.exception and not at.error
+    assert at.radio(key="draw_input").value == "Test digit"
+    assert at.number_input(key="draw_test_index").value == 5
+    assert at.selectbox(key="draw_flaw").value == "scratch"
+    assert at.number_input(key="draw_flaw_seed").value == 3
+    assert at.slider(key="draw_level").value == 0.3
+    assert metrics(at)["Anomaly score"] == score  # the same digit ...
+    assert "95th percentile" in next(m.value for m in at.markdown if m.value.startswith("Threshold"))  # ... new threshold
+    assert_consistent_verdict(at)
+    np.testing.assert_array_equal(at.session_state[DRAWN_DIGIT_KEY], digit)  # the Latent page's star stays
+
+
+def test_a_drawing_is_given_back_to_the_canvas_when_the_user_comes_back(canvas, seven_rgba):
+    fake = canvas(seven_rgba)
+    at = draw_page()
+    score = metrics(at)["Anomaly score"]
+    assert fake.calls[0]["initial_drawing"] is None  # a first visit: an empty canvas
+    fake.image_data = None  # a canvas shown again has not sent its pixels yet
+    at = leave_and_come_back(at)
+    assert not at.exception and not at.error
+    assert fake.calls[-1]["initial_drawing"] == DRAWING
+    assert metrics(at)["Anomaly score"] == score
+    assert DRAWN_DIGIT_KEY in at.session_state
+    # The user clears the canvas: the drawing is forgotten.
+    fake.image_data = np.zeros((280, 280, 4), dtype=np.uint8)
+    at.run()
+    assert "Anomaly score" not in metrics(at) and DRAWN_DIGIT_KEY not in at.session_state
+    fake.image_data = None
+    at = leave_and_come_back(at)
+    assert fake.calls[-1]["initial_drawing"] is None and "Anomaly score" not in metrics(at)
+
+
+def test_an_upload_is_shown_again_when_the_user_comes_back(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Upload").run()
+    at.file_uploader(key="draw_upload").set_value(("good.png", png_of_a_digit(), "image/png")).run()
+    score = metrics(at)["Anomaly score"]
+    at = leave_and_come_back(at)
+    assert not at.exception and not at.error
+    assert at.radio(key="draw_input").value == "Upload"
+    assert metrics(at)["Anomaly score"] == score
+    assert any("good.png" in c.value for c in at.caption)
+    # Back on the page the user uploads again, then removes the file: the upload is forgotten.
+    at.file_uploader(key="draw_upload").set_value(("good.png", png_of_a_digit(), "image/png")).run()
+    at.file_uploader(key="draw_upload").clear().run()
+    assert "Anomaly score" not in metrics(at) and any("Upload an image" in i.value for i in at.info)
+
+
+# --- what the page says ------------------------------------------------------------------------------
+
+def test_the_verdict_reads_as_english(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    at.session_state[THRESHOLD_KEY] = ("percentile", 0.1)  # nearly every digit is above it
+    at.run()
+    text = next(m.value for m in at.markdown if m.value.startswith("Threshold"))
+    assert "so this digit is :red[**an anomaly**]." in text
+
+
+def test_noise_says_how_many_specks_were_too_small_to_circle(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    at.selectbox(key="draw_flaw").set_value("noise").run()
+    caption = next(c.value for c in at.caption if c.value.startswith("Difference"))
+    assert re.search(r"; \d+ smaller specks \(under 3 pixels\) not circled", caption), caption
+
+
+def test_images_fill_their_columns_and_captions_are_short(canvas, monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    widths = []
+    real_image = DeltaGenerator.image
+
+    def image(self, *args, **kwargs):
+        widths.append(kwargs.get("width"))
+        return real_image(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "image", image)
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    assert len(widths) >= 4 and set(widths) == {"stretch"}  # no fixed pixel widths that overflow at 1024 px
+    assert all(len(c) <= 30 for c in image_captions(at)[:4])
+
+
+# --- the generative side, comparing inputs, downloads ----------------------------------------------------
+
+def test_a_vae_shows_its_posterior_sigma_and_sampled_reconstructions(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    captions = image_captions(at)
+    assert "Mean code" in captions and all(f"Sample {i}" in captions for i in range(1, 5))
+    assert any("mean σ" in c.value for c in at.caption)
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    first = [i.value for i in at.image]
+    at.run()
+    assert [i.value for i in at.image] == first  # seeded: the same samples on every rerun
+
+
+def test_an_autoencoder_says_it_has_no_posterior(canvas):
+    from studio.common import MODEL_KEY
+
+    canvas(None)
+    at = draw_page()
+    at.session_state[MODEL_KEY] = str(CHECKPOINTS / "ae-z64.pt")
+    at.radio(key="draw_input").set_value("Test digit").run()
+    assert not at.exception
+    assert any("plain autoencoder" in c.value for c in at.caption)
+    assert "Sample 1" not in image_captions(at)
+
+
+def test_several_inputs_are_compared_in_a_table_that_can_be_cleared(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    assert not at.dataframe
+    at.button(key="draw_compare").click().run()
+    at.selectbox(key="draw_flaw").set_value("blob").run()
+    at.button(key="draw_compare").click().run()
+    at.button(key="draw_compare").click().run()  # the same again: listed once
+    table = at.dataframe[0].value
+    assert list(table["input"]) == ["test #0 + blob (seed 0)", "test #0"]
+    assert set(table.columns) >= {"digit", "input", "model", "score", "percentile", "verdict"}
+    assert float(table["score"][0]) == float(metrics(at)["Anomaly score"])
+    assert all(p.endswith("%") for p in table["percentile"])
+    at.button(key="draw_compare_clear").click().run()
+    assert not at.dataframe
+
+
+def test_the_result_can_be_downloaded_as_a_picture_and_a_csv_row(canvas):
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Picture (PNG)", "Scores (CSV)"]

@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from vae import ConvAE, ConvVAE, load_checkpoint
-from vae.correction import MIN_REGION_AREA, correct, corrected_regions, difference_map, verdict
+from vae.correction import (
+    MIN_REGION_AREA,
+    RESULT_FIELDS,
+    correct,
+    corrected_regions,
+    difference_map,
+    result_csv,
+    skipped_specks,
+    verdict,
+)
 from vae.data import to_float
 from vae.flaws import add_flaw
 from vae.scores import reconstruction_errors
@@ -106,3 +115,35 @@ def test_shipped_64_dim_vae_takes_out_a_stray_stroke_and_scores_it_higher(mnist)
         assert result.diff[scratch].mean() < -0.3  # much of the stray ink is gone from the reconstruction
         regions = [r for r in corrected_regions(result.diff) if r.sign != "added"]
         assert any(scratch[r.bbox[0]:r.bbox[2], r.bbox[1]:r.bbox[3]].any() for r in regions)
+
+
+# --- specks too small to circle, and the CSV of a result -----------------------------------------------
+
+def test_skipped_specks_counts_the_spots_too_small_to_circle():
+    diff = np.zeros((28, 28), dtype=np.float32)
+    diff[2, 2] = diff[2, 10] = -0.9  # two one-pixel specks
+    diff[20, 20:22] = 0.9  # a two-pixel speck
+    diff[10:12, 10:12] = 0.9  # a four-pixel spot: circled, not skipped
+    diff[25, 25] = 0.2  # under the level: no speck at all
+    assert skipped_specks(diff, 0.5) == 3
+    assert len(corrected_regions(diff, 0.5)) == 1
+    assert skipped_specks(diff, 0.5, min_area=1) == 0
+    assert skipped_specks(np.zeros((28, 28)), 0.5) == 0
+
+
+def test_noise_leaves_many_specks_that_are_counted_not_circled():
+    noisy = add_flaw(np.zeros((28, 28), dtype=np.float32), "noise", 0)
+    diff = difference_map(noisy, np.zeros((28, 28)))  # a model that removes all the salt
+    specks, spots = skipped_specks(diff), corrected_regions(diff)
+    assert specks > 10
+    total = int((np.abs(diff) > 0.5).sum())
+    assert sum(r.area for r in spots) + specks <= total  # every salt pixel is a speck or in a spot
+
+
+def test_result_csv_has_a_header_and_one_line_per_result():
+    row = {"model": "vae-z64", "input": "test #0 + scratch (seed 1)", "score": 12.345, "percentile": 97.25,
+           "threshold": 30.0, "verdict": "normal", "spots": 2}
+    lines = result_csv([row, {**row, "model": "ae-z64"}]).splitlines()
+    assert lines[0] == ",".join(RESULT_FIELDS)
+    assert lines[1] == "vae-z64,test #0 + scratch (seed 1),12.35,97.2%,30.00,normal,2"
+    assert len(lines) == 3 and lines[2].startswith("ae-z64,")

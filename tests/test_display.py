@@ -1,5 +1,10 @@
 """vae.display: difference maps and digits as RGB, enlarged, corrected spots circled and counted."""
+import base64
+import io
+
 import numpy as np
+import pytest
+from PIL import Image
 
 from vae.correction import corrected_regions
 from vae.display import (
@@ -8,7 +13,10 @@ from vae.display import (
     REMOVED_COLOUR,
     circle_regions,
     describe_regions,
+    png_bytes,
     render_difference,
+    result_sheet,
+    thumbnail_url,
     to_rgb,
     upscale,
 )
@@ -41,8 +49,43 @@ def test_upscale_makes_crisp_blocks_and_to_rgb_makes_gray_uint8():
 def test_describe_regions_counts_by_sign():
     diff = np.zeros((28, 28), dtype=np.float32)
     diff[2:4, 2:4], diff[10:12, 10:12], diff[20:22, 20:22] = 0.9, 0.9, -0.9
-    assert describe_regions(corrected_regions(diff, 0.3)) == "3 corrected spots: 2 with ink added, 1 with ink removed"
+    assert describe_regions(corrected_regions(diff, 0.3)) == "3 corrected spots circled: 2 with ink added, 1 with ink removed"
     assert describe_regions([]) == "no corrected spot"
+
+
+def test_describe_regions_says_how_many_specks_were_too_small_to_circle():
+    diff = np.zeros((28, 28), dtype=np.float32)
+    diff[2:4, 2:4] = -0.9
+    regions = corrected_regions(diff, 0.3)
+    assert describe_regions(regions, 31) == ("1 corrected spot circled: 1 with ink removed; "
+                                            "31 smaller specks (under 3 pixels) not circled")
+    assert describe_regions([], 1, min_area=4) == "no corrected spot; 1 smaller speck (under 4 pixels) not circled"
+    assert describe_regions(regions, 0) == "1 corrected spot circled: 1 with ink removed"
+
+
+def test_result_sheet_puts_the_panels_side_by_side_with_room_for_captions():
+    panels = [np.full((280, 280, 3), value, dtype=np.uint8) for value in (0, 80, 160, 240)]
+    sheet = result_sheet(panels, ["Input", "Reconstruction", "Difference", "Spots circled"])
+    assert sheet.mode == "RGB"
+    assert sheet.width > 4 * 280 and sheet.height > 280 + 10  # captions below
+    assert sheet.width < 4 * 280 + 100  # margins, not more
+    pixels = np.asarray(sheet)
+    rows, columns = np.nonzero((pixels[:300] == 80).all(axis=2))  # the second panel, whole, right of the first
+    assert rows.size == 280 * 280 and columns.min() > 280
+    assert not (pixels[-20:] == 255).all()  # some caption text was drawn
+    with pytest.raises(ValueError, match="captions"):
+        result_sheet(panels, ["only one"])
+
+
+def test_png_bytes_and_thumbnail_url_encode_a_png():
+    digit = bar_digit()
+    data = png_bytes(to_rgb(digit))
+    assert data.startswith(b"\x89PNG")
+    image = Image.open(io.BytesIO(data))
+    assert image.size == (28, 28) and image.mode == "RGB"
+    url = thumbnail_url(digit)
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == data
 
 
 def test_circles_are_drawn_around_regions_on_an_enlarged_copy():

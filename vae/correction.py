@@ -5,6 +5,8 @@ Images here are 28×28 float arrays in [0, 1], light ink on black, as `vae.prepa
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
 
@@ -72,6 +74,14 @@ def corrected_regions(diff: np.ndarray, level: float = DEFAULT_LEVEL,
     return sorted(regions, key=lambda r: (r.peak, r.area), reverse=True)
 
 
+def skipped_specks(diff: np.ndarray, level: float = DEFAULT_LEVEL, min_area: int = MIN_REGION_AREA) -> int:
+    """How many spots `corrected_regions` leaves out for being under `min_area` pixels, so the page can
+    say that they exist (salt-and-pepper noise gives dozens of one-pixel specks that are not circled)."""
+    labels, count = ndimage.label(np.abs(np.asarray(diff, dtype=np.float32)) > level, structure=np.ones((3, 3), dtype=bool))
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]  # [0] is the background
+    return int((areas < min_area).sum())
+
+
 # --- one image through one model ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -99,3 +109,20 @@ def correct(model, image28: np.ndarray) -> Correction:
 def verdict(score: float, limit: float) -> str:
     """'anomaly' above the threshold, else 'normal' (the same '>' as `scores.fraction_above`)."""
     return "anomaly" if score > limit else "normal"
+
+
+# --- one result as a row of a table or a CSV file ---------------------------------------------------
+
+RESULT_FIELDS = ("model", "input", "score", "percentile", "threshold", "verdict", "spots")
+
+
+def result_csv(rows: list[dict]) -> str:
+    """CSV text (header line, then one line per row) of results with the keys RESULT_FIELDS;
+    the score and threshold with 2 decimals, the percentile as a percentage with one."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RESULT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "score": f"{row['score']:.2f}", "threshold": f"{row['threshold']:.2f}",
+                         "percentile": f"{row['percentile'] / 100:.1%}"})
+    return buffer.getvalue()

@@ -2,10 +2,13 @@
 with the corrected spots circled, and a sentence counting them."""
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image, ImageDraw
+import base64
+import io
 
-from .correction import Region
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .correction import MIN_REGION_AREA, Region
 
 # Difference map colours: one hue per direction, so colour-blind readers can tell them apart.
 ADDED_COLOUR = (0, 170, 255)  # sky blue: ink the model added (reconstruction brighter than input)
@@ -49,12 +52,53 @@ def circle_regions(image28: np.ndarray, regions: list[Region], scale: int = DISP
     return np.asarray(canvas)
 
 
-def describe_regions(regions: list[Region]) -> str:
-    """'3 corrected spots: 2 with ink added, 1 with ink removed' or 'no corrected spot'."""
+def describe_regions(regions: list[Region], skipped: int = 0, min_area: int = MIN_REGION_AREA) -> str:
+    """'3 corrected spots circled: 2 with ink added, 1 with ink removed' or 'no corrected spot', then,
+    if `skipped` specks were too small to circle, '; 31 smaller specks (under 3 pixels) not circled'."""
+    small = "" if not skipped else (f"; {skipped} smaller {'speck' if skipped == 1 else 'specks'} "
+                                    f"(under {min_area} pixels) not circled")
     if not regions:
-        return "no corrected spot"
+        return "no corrected spot" + small
     counts = {sign: sum(r.sign == sign for r in regions) for sign in ("added", "removed", "mixed")}
     parts = [f"{n} with ink {sign}" if sign != "mixed" else f"{n} mixed (ink moved)"
              for sign, n in counts.items() if n]
     noun = "spot" if len(regions) == 1 else "spots"
-    return f"{len(regions)} corrected {noun}: " + ", ".join(parts)
+    return f"{len(regions)} corrected {noun} circled: " + ", ".join(parts) + small
+
+
+SHEET_MARGIN = 10  # pixels around and between the panels of a downloaded result
+CAPTION_HEIGHT = 30  # pixels under each panel for its caption
+CAPTION_SIZE = 16  # pixels, the font Pillow ships (it lacks some signs such as ×: keep captions plain)
+
+
+def result_sheet(panels: list[np.ndarray], captions: list[str]) -> Image.Image:
+    """The panels (RGB uint8, any sizes) side by side on white, each captioned underneath: the picture
+    a user downloads. Captions are drawn in Pillow's own font, so keep them short and plain."""
+    if len(panels) != len(captions):
+        raise ValueError(f"{len(panels)} panels but {len(captions)} captions")
+    images = [Image.fromarray(np.asarray(p, dtype=np.uint8)).convert("RGB") for p in panels]
+    width = SHEET_MARGIN + sum(image.width + SHEET_MARGIN for image in images)
+    height = SHEET_MARGIN + max(image.height for image in images) + CAPTION_HEIGHT
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(CAPTION_SIZE)
+    x = SHEET_MARGIN
+    for image, caption in zip(images, captions):
+        sheet.paste(image, (x, SHEET_MARGIN))
+        draw.text((x, SHEET_MARGIN + image.height + 6), caption, fill="black", font=font)
+        x += image.width + SHEET_MARGIN
+    return sheet
+
+
+def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    """An image encoded as PNG, for a download button or a data URL."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def thumbnail_url(image28: np.ndarray) -> str:
+    """A gray digit as a PNG data URL, the form a table's image column shows."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(to_rgb(image28))).decode("ascii")

@@ -1,0 +1,29 @@
+"""studio.draw_inputs: which kept inputs go back into the Draw page's widgets, and the comparison list."""
+import numpy as np
+
+from studio.draw_inputs import COMPARED_LIMIT, WIDGET_KEYS, to_restore, with_compared
+
+
+def test_only_widgets_that_lost_their_value_get_the_kept_copy():
+    kept = {"draw_input": "Test digit", "draw_test_index": 7, "draw_flaw": "noise", "drawing": {"objects": []}}
+    assert to_restore(kept, {"draw_flaw": "blob"}) == {"draw_input": "Test digit", "draw_test_index": 7}
+    assert to_restore(kept, set(WIDGET_KEYS)) == {}
+    assert to_restore({}, set()) == {}
+
+
+def row(name, value=1.0, model="vae-z64.pt"):
+    return {"input": name, "digit": np.full((28, 28), value, dtype=np.float32), "model_path": model}
+
+
+def test_compared_digits_are_newest_first_without_repeats_and_at_most_five():
+    rows = []
+    for i in range(7):
+        rows = with_compared(rows, row(f"test #{i}"))
+    assert [r["input"] for r in rows] == ["test #6", "test #5", "test #4", "test #3", "test #2"]
+    assert len(rows) == COMPARED_LIMIT
+    rows = with_compared(rows, row("test #4"))  # again: moves to the front, listed once
+    assert [r["input"] for r in rows] == ["test #4", "test #6", "test #5", "test #3", "test #2"]
+    # The same name with another drawing, or through another model, is another row.
+    rows = with_compared(with_compared([], row("drawing", 1.0)), row("drawing", 0.5))
+    rows = with_compared(rows, row("drawing", 0.5, model="ae-z64.pt"))
+    assert len(rows) == 3
