@@ -1,6 +1,9 @@
 """What the latent-space pages say and read, without Streamlit: the sentence comparing the AE's and the
-VAE's cluster scores (Home and Latent space), and the test-set rows picked in a Plotly chart."""
+VAE's cluster scores (Home and Latent space), the test-set rows picked in a Plotly chart, which of them
+are shown and how they are summed up, and which models the Latent space page compares."""
 from __future__ import annotations
+
+import numpy as np
 
 SCORE_NAMES = {
     "knn_accuracy": "k-NN accuracy",
@@ -65,3 +68,54 @@ def selection_to_rows(selection_event, trace_rows: list | None = None) -> list[i
             seen.add(row)
             rows.append(row)
     return rows
+
+
+def sample_selection(rows: list[int], labels: np.ndarray, n: int, seed: int = 0) -> list[int]:
+    """Up to n of the selected rows to show, spread over the digits selected: one of each digit in turn,
+    the most selected digit first, each digit's rows in a seeded random order.
+
+    The first n rows would be the lowest-numbered ones, which says nothing about a mixed selection.
+    """
+    rows = list(dict.fromkeys(int(r) for r in rows))
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    by_digit = {}
+    for digit in digit_counts(rows, labels):
+        members = [r for r in rows if labels[r] == digit]
+        by_digit[digit] = [members[i] for i in rng.permutation(len(members))]
+    shown = []
+    while len(shown) < min(n, len(rows)):
+        for members in by_digit.values():
+            if members and len(shown) < n:
+                shown.append(members.pop(0))
+    return shown
+
+
+def digit_counts(rows: list[int], labels: np.ndarray) -> dict[int, int]:
+    """Digit → how many of the rows carry that label, the most frequent first (ties: the smaller digit)."""
+    counts = np.bincount(np.asarray(labels)[list(rows)].astype(np.int64), minlength=10) if len(rows) else np.zeros(10)
+    return {int(d): int(counts[d]) for d in sorted(np.flatnonzero(counts), key=lambda d: (-counts[d], d))}
+
+
+def selection_summary(rows: list[int], labels: np.ndarray) -> str:
+    """'312 selected: 120 × 3, 98 × 2, 94 × 8' — how many rows, and how many of each digit."""
+    counts = digit_counts(rows, labels)
+    return f"{len(rows):,} selected: " + ", ".join(f"{n:,} × {digit}" for digit, n in counts.items())
+
+
+def models_of_size(entries: list, kind: str, latent: int) -> list:
+    """The usable registry entries of this kind and latent size, in the registry's order (shipped first)."""
+    return [e for e in entries if e.metadata["kind"] == kind and e.metadata["latent_dim"] == latent]
+
+
+def default_pair(entries: list, latent: int, selected=None) -> dict[str, str | None]:
+    """kind ('ae', 'vae') → path of the model to show for this latent size: the sidebar's selected model for
+    its own kind when it has this size, else the kind's first usable model (the shipped one if present)."""
+    pair = {}
+    for kind in ("ae", "vae"):
+        options = models_of_size(entries, kind, latent)
+        if selected is not None and selected in options:
+            pair[kind] = str(selected.path)
+        else:
+            pair[kind] = str(options[0].path) if options else None
+    return pair

@@ -1,7 +1,20 @@
-"""studio.latent_text: the sentence comparing cluster scores, and rows picked in a Plotly chart."""
+"""studio.latent_text: the sentence comparing cluster scores, rows picked in a Plotly chart, the sample of them
+shown and their summary, and the pair of models compared."""
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
-from studio.latent_text import compare_cluster_scores, selection_to_rows
+from studio.latent_text import (
+    compare_cluster_scores,
+    default_pair,
+    digit_counts,
+    models_of_size,
+    sample_selection,
+    selection_summary,
+    selection_to_rows,
+)
 
 
 def test_compare_cluster_scores_says_what_the_numbers_show():
@@ -43,3 +56,48 @@ def test_selection_falls_back_to_trace_rows_and_skips_points_without_a_row():
 @pytest.mark.parametrize("event", [None, {}, {"selection": {}}, {"selection": {"points": []}}])
 def test_empty_selections_select_nothing(event):
     assert selection_to_rows(event) == []
+
+
+# A box over the 2/3/8 region: the chart lists the points trace by trace, so the lowest digit's rows come first.
+LABELS = np.array([2] * 30 + [3] * 50 + [8] * 20 + [0] * 5)
+BOX = list(range(30)) + list(range(30, 80)) + list(range(80, 100))
+
+
+def test_the_sample_shown_spreads_over_the_selected_digits_not_the_first_rows():
+    shown = sample_selection(BOX, LABELS, 8, seed=0)
+    assert len(shown) == 8 and len(set(shown)) == 8 and set(shown) <= set(BOX)
+    assert sorted(LABELS[shown].tolist()) == [2, 2, 2, 3, 3, 3, 8, 8]  # one of each in turn: 3, 2, 8, 3, 2, 8, 3, 2
+    assert shown != BOX[:8]
+    assert sample_selection(BOX, LABELS, 8, seed=0) == shown  # seeded
+    assert sample_selection(BOX, LABELS, 8, seed=1) != shown
+
+
+def test_a_small_selection_is_shown_whole():
+    assert sorted(sample_selection([3, 1, 101, 3], LABELS, 8)) == [1, 3, 101]
+    assert sample_selection([], LABELS, 8) == []
+
+
+def test_the_summary_counts_each_digit_most_selected_first():
+    assert digit_counts(BOX, LABELS) == {3: 50, 2: 30, 8: 20}
+    assert selection_summary(BOX, LABELS) == "100 selected: 50 × 3, 30 × 2, 20 × 8"
+    assert selection_summary([100, 101], LABELS) == "2 selected: 2 × 0"
+
+
+def entry(name: str, kind: str, latent: int):
+    return SimpleNamespace(path=Path("/c") / f"{name}.pt", metadata={"kind": kind, "latent_dim": latent})
+
+
+SHIPPED_AE2, SHIPPED_VAE2 = entry("ae-z2", "ae", 2), entry("vae-z2", "vae", 2)
+MINE_VAE2, SHIPPED_VAE64 = entry("vae-z2-mine", "vae", 2), entry("vae-z64", "vae", 64)
+ENTRIES = [SHIPPED_AE2, SHIPPED_VAE2, SHIPPED_VAE64, MINE_VAE2]
+
+
+def test_models_of_size_keep_the_registry_order():
+    assert models_of_size(ENTRIES, "vae", 2) == [SHIPPED_VAE2, MINE_VAE2]
+    assert models_of_size(ENTRIES, "ae", 64) == []
+
+
+def test_the_default_pair_is_the_sidebar_model_beside_the_shipped_model_of_the_other_kind():
+    assert default_pair(ENTRIES, 2, MINE_VAE2) == {"ae": "/c/ae-z2.pt", "vae": "/c/vae-z2-mine.pt"}
+    assert default_pair(ENTRIES, 2, SHIPPED_VAE64) == {"ae": "/c/ae-z2.pt", "vae": "/c/vae-z2.pt"}  # another size
+    assert default_pair(ENTRIES, 64, None) == {"ae": None, "vae": "/c/vae-z64.pt"}
