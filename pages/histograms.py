@@ -15,6 +15,7 @@ from vae.scores import (
     share_of_test_above,
     share_of_test_per_bin,
     shared_bins,
+    split_by_digits,
     split_histogram,
     threshold,
     top_errors,
@@ -23,6 +24,7 @@ from vae.scores import (
 common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
+OTHER_COLOUR = "#d62728"  # a one-class model's test images of the digits it never saw
 RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"
 PERCENTILE_RANGE = (90.0, 100.0)
 K_RANGE = (0.0, 10.0)
@@ -30,6 +32,10 @@ TAIL_PERCENTILES = [90.0, 95.0, 99.0, 99.9]
 MIN_IMAGES_FOR_SHARE = 20  # a bin with fewer images gives no meaningful test share
 GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
+
+
+def digits_phrase(digits: list[int]) -> str:
+    return f"digit{'s' if len(digits) > 1 else ''} {', '.join(map(str, digits))}"
 
 
 def restore_threshold_widgets() -> None:
@@ -48,14 +54,15 @@ def bars(fig, edges, values, counts, name, colour, total, **where):
     centres = (edges[:-1] + edges[1:]) / 2
     fig.add_trace(go.Bar(x=centres, y=values, width=np.diff(edges), name=name, marker_color=colour, opacity=0.6,
                          customdata=np.stack([edges[:-1], edges[1:], counts], axis=1),
-                         hovertemplate=(f"{name}: %{{y:.2f}}% of {total:,} images (%{{customdata[2]:,}})<br>"
+                         hovertemplate=(f"{name}: %{{y:.1f}}% of {total:,} images (%{{customdata[2]:,}})<br>"
                                         "error %{customdata[0]:.1f} – %{customdata[1]:.1f}<extra></extra>")),
                   **where)
 
 
-def histogram_figure(train, test, edges, limit) -> go.Figure:
+def histogram_figure(groups, edges, limit) -> go.Figure:
+    """groups: (errors, name, colour) per histogram, all on the same bins."""
     fig = go.Figure()
-    for errors, name, colour in ((train, "training", TRAIN_COLOUR), (test, "test", TEST_COLOUR)):
+    for errors, name, colour in groups:
         counts, percent = split_histogram(errors, edges)
         bars(fig, edges, percent, counts, name, colour, len(errors))
     fig.add_vline(x=limit, line_dash="dash", line_color="red", annotation_text="threshold")
@@ -64,12 +71,13 @@ def histogram_figure(train, test, edges, limit) -> go.Figure:
     return fig
 
 
-def tail_figure(train, test, edges, limit, expected) -> go.Figure:
+def tail_figure(groups, train, test, edges, limit, expected) -> go.Figure:
+    """The groups' bars on top; below, the share of each bin's images (training and all test) that are test images."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
-    counts = {}
-    for errors, name, colour in ((train, "training", TRAIN_COLOUR), (test, "test", TEST_COLOUR)):
-        counts[name], percent = split_histogram(errors, edges)
-        bars(fig, edges, percent, counts[name], name, colour, len(errors), row=1, col=1)
+    for errors, name, colour in groups:
+        group_counts, percent = split_histogram(errors, edges)
+        bars(fig, edges, percent, group_counts, name, colour, len(errors), row=1, col=1)
+    counts = {"training": split_histogram(train, edges)[0], "test": split_histogram(test, edges)[0]}
     share = share_of_test_per_bin(counts["training"], counts["test"], MIN_IMAGES_FOR_SHARE)
     centres = (edges[:-1] + edges[1:]) / 2
     fig.add_trace(go.Scatter(x=centres, y=100 * share, mode="markers+lines", name="test share of the bin",
@@ -90,7 +98,8 @@ def tail_figure(train, test, edges, limit, expected) -> go.Figure:
 
 st.title("Error histograms")
 st.markdown("Reconstruction error (sum of squared pixel differences) of every training and every test image "
-            "(report Fig. 7). Blue: training images, orange: test images the model never saw. Images whose error "
+            "(report Fig. 7). Blue: training images, orange: test images the model never saw (for a one-class "
+            "model: test images of its digits, and red: of the other digits). Images whose error "
             "passes the threshold are flagged as anomalies; the Draw page uses the threshold chosen here.")
 
 entry = common.selected_entry()
@@ -103,11 +112,25 @@ try:
 except Exception as exc:  # DataUnavailable, or a checkpoint that became unreadable since the scan
     st.error(f"Cannot score the images: {exc}")
     st.stop()
-st.caption(f"Model: **{entry.label}** (pick another in the sidebar) · Data: {data.source_label} · "
-           f"{len(train_errors):,} training and {len(test_errors):,} test images scored.")
+digits = common.trained_digits(entry)
+test_labels = data.test_labels.numpy()
+own_test, other_test = split_by_digits(test_errors, test_labels, digits)
+digits_text = "all ten digits" if digits is None else digits_phrase(digits)
+st.caption(f"Model: **{common.short_label(entry)}** ({common.model_details(entry)}; pick another in the sidebar) · "
+           f"Data: {data.source_label} · {len(train_errors):,} training images scored (the ones the model was "
+           f"trained on: {digits_text}) and {len(test_errors):,} test images.")
 if data.source == FALLBACK_SUBSET:
-    st.warning("MNIST itself is not available: these are the 5,000 digits of the offline fallback, "
+    st.warning(f"MNIST itself is not available: these are the "
+               f"{len(data.train_labels) + len(data.test_labels):,} digits of the offline fallback, "
                "so the histograms are coarser and the numbers differ from the report's.")
+if digits is None:
+    groups = [(train_errors, "training", TRAIN_COLOUR), (test_errors, "test", TEST_COLOUR)]
+else:
+    st.info(f"A one-class model: trained on {digits_text} only. Its threshold comes from its own "
+            f"{len(train_errors):,} training images; the test images are split into its digits "
+            f"({len(own_test):,}) and the other digits ({len(other_test):,}), which it should flag.")
+    groups = [(train_errors, f"training ({digits_text})", TRAIN_COLOUR),
+              (own_test, f"test, {digits_text}", TEST_COLOUR), (other_test, "test, other digits", OTHER_COLOUR)]
 
 # --- threshold ------------------------------------------------------------------------------------------
 st.subheader("Threshold")
@@ -129,23 +152,33 @@ limit = threshold(train_errors, rule, param)
 
 expected = expected_share_of_test(len(train_errors), len(test_errors))
 share_above, n_above = share_of_test_above(train_errors, test_errors, limit)
+# Short labels: at 1024 px four metrics share the width and longer ones are cut off.
 metrics = st.columns(4)
 metrics[0].metric("Threshold (error)", f"{limit:.2f}", help=common.threshold_description())
-metrics[1].metric("Training images above", f"{fraction_above(train_errors, limit):.2%}",
-                  help=f"{int((train_errors > limit).sum()):,} of {len(train_errors):,}")
-metrics[2].metric("Test images above", f"{fraction_above(test_errors, limit):.2%}",
-                  help=f"{int((test_errors > limit).sum()):,} of {len(test_errors):,}")
-metrics[3].metric("Test share of flagged images", "—" if n_above == 0 else f"{share_above:.1%}",
+metrics[1].metric("Training above", f"{fraction_above(train_errors, limit):.1%}",
+                  help=f"Training images above the threshold: {int((train_errors > limit).sum()):,} of {len(train_errors):,}")
+metrics[2].metric("Test above", f"{fraction_above(test_errors, limit):.1%}",
+                  help=f"Test images above the threshold: {int((test_errors > limit).sum()):,} of {len(test_errors):,}")
+metrics[3].metric("Test share above", "—" if n_above == 0 else f"{share_above:.1%}",
                   delta=None if n_above == 0 else f"{100 * (share_above - expected):+.1f} pts vs {expected:.1%}",
                   help=f"Of the {n_above:,} images above the threshold, the share that are test images. If error did "
                        f"not depend on having been trained on, it would be {expected:.1%} (the test split's share).")
+if digits is not None:
+    one_class = st.columns(4)
+    one_class[1].metric(f"Test {digits_text} above", f"{fraction_above(own_test, limit):.1%}",
+                        help=f"Test images of the model's own digits above the threshold: "
+                             f"{int((own_test > limit).sum()):,} of {len(own_test):,} (false alarms).")
+    one_class[2].metric("Other digits above", f"{fraction_above(other_test, limit):.1%}",
+                        help=f"Test images of digits the model never saw, above the threshold: "
+                             f"{int((other_test > limit).sum()):,} of {len(other_test):,}: the anomalies it should find.")
 
 # --- histograms -----------------------------------------------------------------------------------------
 st.subheader("All images")
 edges = shared_bins(train_errors, test_errors, bins=80)
-st.plotly_chart(histogram_figure(train_errors, test_errors, edges, limit), key="hist_chart_all")
-st.caption(f"Both splits on the same bins, each as a percentage of its own images ({len(train_errors):,} training "
-           f"against {len(test_errors):,} test images would otherwise hide the orange bars).")
+st.plotly_chart(histogram_figure(groups, edges, limit), key="hist_chart_all")
+st.caption(f"{'Both splits' if digits is None else 'All three groups'} on the same bins, each as a percentage of its "
+           f"own images ({len(train_errors):,} training against {len(test_errors):,} test images would otherwise "
+           f"hide the smaller group's bars).")
 
 st.subheader("The high-error tail")
 tail_from = st.select_slider("Zoom into errors above the training percentile", TAIL_PERCENTILES, value=95.0,
@@ -153,7 +186,7 @@ tail_from = st.select_slider("Zoom into errors above the training percentile", T
 tail_low = float(np.percentile(train_errors, tail_from))
 tail_edges = shared_bins(train_errors, test_errors, bins=30, low=tail_low)
 tail_share, tail_n = share_of_test_above(train_errors, test_errors, tail_low)
-st.plotly_chart(tail_figure(train_errors, test_errors, tail_edges, limit, expected), key="hist_chart_tail")
+st.plotly_chart(tail_figure(groups, train_errors, test_errors, tail_edges, limit, expected), key="hist_chart_tail")
 if tail_n:
     ratio = tail_share / expected
     st.markdown(f"Above the training {tail_from:g}th percentile (error {tail_low:.1f}) lie {tail_n:,} images, "
@@ -169,7 +202,7 @@ st.caption("Each pair: the test image, then the model's reconstruction.")
 worst = top_errors(test_errors, GALLERY_SIZE).tolist()
 model, _ = common.model_for(entry)
 reconstructions = reconstruct_rows(model, data.test_images, worst)
-labels = data.test_labels.numpy()
+labels = test_labels
 columns = st.columns(GALLERY_COLUMNS)
 for i, (row, reconstruction) in enumerate(zip(worst, reconstructions)):
     pair = np.hstack([data.test_images[row, 0].numpy() / 255.0, np.ones((28, 1)), reconstruction])

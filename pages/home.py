@@ -32,19 +32,19 @@ def show_cluster_scores() -> None:
         entry = common.find_entry(kind, 2)
         if entry is not None:
             scores = by_kind[kind] = common.get_cluster_scores(str(entry.path), entry.mtime, default_data_root())
-            rows.append({"model": entry.name, "k-NN accuracy": scores["knn_accuracy"],
+            rows.append({"model": entry.name, "k-NN accuracy": 100 * scores["knn_accuracy"],
                          "silhouette": scores["silhouette"], "cluster size ratio": scores["size_ratio"]})
     if not rows:
         st.caption("No 2-D AE or VAE in checkpoints/ to measure.")
         return
     st.dataframe(rows, hide_index=True, column_config={
-        "k-NN accuracy": st.column_config.NumberColumn(format="percent"),
+        "k-NN accuracy": st.column_config.NumberColumn(format="%.1f%%"),  # one decimal, as every share in the app
         "silhouette": st.column_config.NumberColumn(format="%.3f"),
         "cluster size ratio": st.column_config.NumberColumn(format="%.2f"),
     })
-    st.caption("On the 10,000 test digits, in the 2-D latent itself. k-NN accuracy: how often a digit's 5 nearest "
-               "neighbours name it correctly; silhouette (−1…1): how tight and separate the digit clusters are; "
-               "size ratio: largest over smallest cluster radius, 1 = all equally big.")
+    st.caption(f"On the {len(common.data().test_labels):,} test digits, in the 2-D latent itself. k-NN accuracy: "
+               "how often a digit's 5 nearest neighbours name it correctly; silhouette (−1…1): how tight and "
+               "separate the digit clusters are; size ratio: largest over smallest cluster radius, 1 = all equally big.")
     if len(by_kind) == 2:
         st.markdown(compare_cluster_scores(by_kind["ae"], by_kind["vae"]))
 
@@ -59,8 +59,9 @@ def show_threshold() -> None:
     train_share, test_share = fraction_above(train_errors, limit), fraction_above(test_errors, limit)
     comparison = "more often than" if test_share > train_share else "no more often than"
     st.markdown(f"For **{entry.name}** (chosen in the sidebar) the threshold, the "
-                f"{common.threshold_description()}, is **{limit:.1f}**. Above it: **{train_share:.2%}** of "
-                f"training images and **{test_share:.2%}** of unseen test images — unseen digits cross it "
+                f"{common.threshold_description()}, is **{limit:.1f}**. Above it: **{train_share:.1%}** of "
+                f"the {len(train_errors):,} training images it learned from and **{test_share:.1%}** of the "
+                f"{len(test_errors):,} unseen test images — unseen digits cross it "
                 f"{comparison} seen ones.")
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
-from vae import load_checkpoint, load_mnist, registry
+from vae import load_checkpoint, load_mnist, precomputed, registry
 from vae.checkpoint import CHECKPOINT_DIR
-from vae.data import FALLBACK_SUBSET, MnistData, default_data_root
+from vae.data import FALLBACK_SUBSET, MnistData, default_data_root, rows_seen_by
 from vae.devices import describe as describe_device
 from vae.devices import pick_device
 from vae.latent import cluster_scores, embed_dataset
@@ -80,7 +81,7 @@ def visitor_key() -> str:
     return registry.owner_key(visitor_token())
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
+@st.cache_resource(show_spinner="Loading the MNIST digits…")
 def get_data(root: str) -> MnistData:
     return load_mnist(root)
 
@@ -89,8 +90,7 @@ def data() -> MnistData:
     return get_data(default_data_root())
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=32)
-@st.cache_resource
+@st.cache_resource(show_spinner="Looking for a GPU…")
 def app_device():
     """The device the pages compute on: the best present (vae.devices), chosen once per server."""
     return pick_device("auto")
@@ -101,18 +101,20 @@ def get_model(path: str, mtime: float):
     return _load_model(path, mtime, str(app_device()))
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+@st.cache_resource(show_spinner="Loading the model…", max_entries=32)
 def _load_model(path: str, mtime: float, device: str):
     return load_checkpoint(path, device)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_data(show_spinner="Reading the checkpoints…", max_entries=8)
 def _scan(folder: str, fingerprint: tuple) -> list[registry.CheckpointEntry]:
     return registry.scan(folder)
 
 
-def checkpoint_entries(folder: Path = CHECKPOINT_DIR) -> list[registry.CheckpointEntry]:
-    """Every checkpoint in the folder; re-read only when a file is added, removed or changed."""
+def checkpoint_entries(folder: Path | None = None) -> list[registry.CheckpointEntry]:
+    """Every checkpoint in the folder (CHECKPOINT_DIR, looked up now so that a test can point it elsewhere);
+    re-read only when a file is added, removed or changed."""
+    folder = CHECKPOINT_DIR if folder is None else folder
     fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in Path(folder).glob("*.pt") if p.is_file()))
     return _scan(str(folder), fingerprint)
 
@@ -131,28 +133,80 @@ def model_for(entry: registry.CheckpointEntry):
     return get_model(str(entry.path), entry.mtime)
 
 
-@st.cache_resource(show_spinner="Scoring all training and test images…", max_entries=16)
+@st.cache_resource(show_spinner="Reading the shipped model's precomputed scores…", max_entries=16)
+def get_precomputed(path: str, mtime: float, root: str) -> precomputed.Precomputed | None:
+    """The errors, embeddings and cluster scores shipped for this very checkpoint and data, if any
+    (vae/precomputed.py): a cold server then computes nothing for the shipped models."""
+    return precomputed.load(path, get_data(root))
+
+
+def seen_rows(path: str, mtime: float, root: str) -> np.ndarray:
+    """The training rows this model was trained on (its digits, its subset)."""
+    _, metadata = get_model(path, mtime)
+    d = get_data(root)
+    return rows_seen_by(metadata, d.train_labels.numpy(), d.source)
+
+
+@st.cache_resource(show_spinner="Scoring the model's training images and all test images (once per model)…",
+                   max_entries=16)
 def get_errors(path: str, mtime: float, root: str) -> tuple[np.ndarray, np.ndarray]:
-    """(train errors, test errors) of one model over the whole data set, computed once."""
+    """(errors of the training images the model was trained on, errors of every test image), computed once.
+
+    Only the model's own training images: its threshold and percentiles say what is unusual for what it
+    learned, so a one-class model flags the other digits."""
+    rows = seen_rows(path, mtime, root)
+    shipped = get_precomputed(path, mtime, root)
+    if shipped is not None:
+        return shipped.train_errors[rows], shipped.test_errors
     model, _ = get_model(path, mtime)
     d = get_data(root)
-    return dataset_errors(model, d.train_images), dataset_errors(model, d.test_images)
+    return dataset_errors(model, d.train_images[torch.from_numpy(rows)]), dataset_errors(model, d.test_images)
 
 
-@st.cache_resource(show_spinner="Embedding the test digits…", max_entries=12)
+@st.cache_resource(show_spinner="Embedding the test digits (once per model)…", max_entries=12)
 def get_embeddings(path: str, mtime: float, root: str) -> np.ndarray:
     """The latent codes of the whole test split under one model (the latent page and Home)."""
+    shipped = get_precomputed(path, mtime, root)
+    if shipped is not None:
+        return shipped.test_embeddings
     model, _ = get_model(path, mtime)
     return embed_dataset(model, get_data(root).test_images)
 
 
-@st.cache_data(show_spinner="Scoring the clusters…", max_entries=12)
+@st.cache_data(show_spinner="Measuring how well the digits cluster (once per model)…", max_entries=12)
 def get_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
+    shipped = get_precomputed(path, mtime, root)
+    if shipped is not None:
+        return shipped.cluster_scores
     return cluster_scores(get_embeddings(path, mtime, root), get_data(root).test_labels.numpy())
 
 
 def errors_for(entry: registry.CheckpointEntry) -> tuple[np.ndarray, np.ndarray]:
     return get_errors(str(entry.path), entry.mtime, default_data_root())
+
+
+def short_label(entry: registry.CheckpointEntry) -> str:
+    """'vae-z64 · VAE z=64': what fits the sidebar's picker; model_details says the rest below it."""
+    return f"{entry.name} · {entry.metadata['kind'].upper()} z={entry.metadata['latent_dim']}"
+
+
+def trained_digits(entry: registry.CheckpointEntry) -> list[int] | None:
+    """The digits a model was trained on, or None for all ten."""
+    digits = entry.metadata.get("digits")
+    return sorted(int(d) for d in digits) if digits else None
+
+
+def model_details(entry: registry.CheckpointEntry) -> str:
+    """'test loss 98.9 · all digits · 60 epochs on 60,000 images · mnist' (what the short label leaves out)."""
+    meta = entry.metadata
+    loss = (meta.get("test_loss") or {}).get("total")
+    digits = trained_digits(entry)
+    parts = [f"test loss {loss:.1f}" if isinstance(loss, (int, float)) else "test loss ?",
+             "all digits" if digits is None else f"digit{'s' if len(digits) > 1 else ''} {', '.join(map(str, digits))}"]
+    if isinstance(meta.get("train_images"), int):
+        parts.append(f"{meta.get('epochs', '?')} epochs on {meta['train_images']:,} images")
+    parts.append(str(meta.get("data_source", "?")))
+    return " · ".join(parts)
 
 
 def selected_entry() -> registry.CheckpointEntry | None:
@@ -207,15 +261,12 @@ def sidebar() -> None:
             if gone:
                 st.info(f"{gone} is no longer available (deleted or unreadable); {current.name} is selected instead.")
             paths = [str(e.path) for e in usable]
-            labels = {str(e.path): e.label + (" · yours" if e.owned_by(key) else "") for e in usable}
+            labels = {str(e.path): short_label(e) + (" · yours" if e.owned_by(key) else "") for e in usable}
             st.session_state[MODEL_KEY] = str(current.path)
             st.selectbox("Checkpoint", paths, key=MODEL_KEY, format_func=lambda path: labels.get(path, "?"),
                          help="Every checkpoint on this server: kind, latent size, test loss (nats/image), data "
                               "source. Anyone may use any of them; only yours can be renamed or deleted.")
-            meta = current.metadata
-            st.caption(f"{meta['kind'].upper()} · latent {meta['latent_dim']} · "
-                       f"{meta.get('epochs', '?')} epochs on {meta.get('train_images', '?'):,} images"
-                       if isinstance(meta.get("train_images"), int) else f"{meta['kind'].upper()} · latent {meta['latent_dim']}")
+            st.caption(model_details(current))
         for broken in (e for e in entries if not e.ok):
             st.warning(f"**{broken.path.name}** cannot be used: {broken.error}")
 

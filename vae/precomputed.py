@@ -1,0 +1,101 @@
+"""What a cold app would otherwise compute on a visitor's first visit, shipped beside the checkpoints.
+
+For each shipped model, checkpoints/precomputed/<model>.npz holds the reconstruction error of every
+training and test image, the test set's latent codes and the 2-D cluster scores, computed from full
+MNIST by scripts/write_precomputed.py. A file counts only for the exact checkpoint it was computed
+from (its sha256) and the same data (source and split sizes): a retrained or replaced checkpoint, or
+the offline fallback, is computed afresh instead. Read with numpy alone, never unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CHECKPOINT_DIR
+from .data import MnistData
+from .latent import cluster_scores, embed_dataset
+from .scores import dataset_errors
+
+PRECOMPUTED_DIR = CHECKPOINT_DIR / "precomputed"
+FORMAT = "conv-vae-studio-precomputed/1"
+SCORE_NAMES = ("knn_accuracy", "silhouette", "size_ratio")  # the order of the stored cluster scores
+
+
+@dataclass(frozen=True)
+class Precomputed:
+    train_errors: np.ndarray  # (all training images,) float64: every row, the model's own ones are picked later
+    test_errors: np.ndarray  # (test images,) float64
+    test_embeddings: np.ndarray  # (test images, latent) float32
+    cluster_scores: dict[str, float]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def precomputed_path(checkpoint: str | os.PathLike, folder: str | os.PathLike = PRECOMPUTED_DIR) -> Path:
+    return Path(folder) / f"{Path(checkpoint).stem}.npz"
+
+
+def compute(model, data: MnistData) -> Precomputed:
+    """Everything a first visit asks of one model, over the whole of `data`."""
+    embeddings = embed_dataset(model, data.test_images)
+    return Precomputed(
+        train_errors=dataset_errors(model, data.train_images),
+        test_errors=dataset_errors(model, data.test_images),
+        test_embeddings=embeddings,
+        cluster_scores=cluster_scores(embeddings, data.test_labels.numpy()),
+    )
+
+
+def write(path: str | os.PathLike, pre: Precomputed, checkpoint_sha256: str, data_source: str) -> Path:
+    """Atomically: a temp file in the same folder, then os.replace. Errors are float32 (7 digits, far more
+    than any caption shows) and the latent codes float16 (3 digits: a scatter plot's dot is coarser), so a
+    64-D model's file is under 1.5 MB."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(
+                f, format=np.array(FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
+                data_source=np.array(data_source), train_errors=pre.train_errors.astype(np.float32),
+                test_errors=pre.test_errors.astype(np.float32), test_embeddings=pre.test_embeddings.astype(np.float16),
+                cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLike = PRECOMPUTED_DIR) -> Precomputed | None:
+    """The precomputed values for this checkpoint file and this data, or None if there are none that match
+    (no file, another checkpoint's, other data, an unreadable file): then the caller computes them."""
+    path = precomputed_path(checkpoint, folder)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if (str(f["format"]) != FORMAT or str(f["checkpoint_sha256"]) != file_sha256(checkpoint)
+                    or str(f["data_source"]) != data.source):
+                return None
+            pre = Precomputed(
+                train_errors=f["train_errors"].astype(np.float64), test_errors=f["test_errors"].astype(np.float64),
+                test_embeddings=f["test_embeddings"].astype(np.float32),
+                cluster_scores=dict(zip(SCORE_NAMES, map(float, f["cluster_scores"]))))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged or of another layout: compute
+        return None
+    if (len(pre.train_errors), len(pre.test_errors), len(pre.test_embeddings)) != (
+            len(data.train_images), len(data.test_images), len(data.test_images)):
+        return None
+    return pre
