@@ -1,16 +1,25 @@
 """Conv-VAE anomaly studio: `streamlit run app.py`."""
+import sys
+
 import streamlit as st
-import torch
 
-from studio.common import mark_app_run, sidebar
+st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
 
-mark_app_run()  # before anything else: the pages check it (studio.common.run_through_app)
+# The first visit to a fresh server spends seconds importing PyTorch: say so instead of a blank page.
+starting = st.empty()
+if "torch" not in sys.modules:
+    starting.caption("Starting the studio: loading PyTorch and the models…")
+
+import torch  # noqa: E402
+
+from studio.common import mark_app_run, sidebar  # noqa: E402
+
+mark_app_run()  # before any page runs: the pages check it (studio.common.run_through_app)
 
 # One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two
 # threads contending with training jobs or other work took 100+ ms per call on a 2-core machine.
 torch.set_num_threads(1)
-
-st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
+starting.empty()
 
 navigation = st.navigation([
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
