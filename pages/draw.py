@@ -39,10 +39,13 @@ def drawn_digit() -> tuple[np.ndarray, str] | None:
                               width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
                               initial_drawing=draw_inputs.canvas_start(),
                               return_image_data=True, key=draw_inputs.CANVAS_KEY)
-    if result.image_data is not None:  # None until the canvas sends its pixels
+    # The canvas's pixels arrive as a PNG from the browser, which a hostile one can make any size:
+    # decode it through the upload checks (size limits, reduced before floats), never as it comes.
+    drawn = result.image_bytes
+    if drawn is not None:  # None until the canvas sends its pixels
         try:
-            digit = prepare_array(result.image_data)
-        except ValueError:  # a cleared canvas: all background
+            digit = prepare_array(load_uploaded_image(drawn))
+        except ValueError:  # a cleared canvas (all background), or not a picture we accept
             draw_inputs.forget_drawing()
         else:
             draw_inputs.keep_drawing(result.json_data, digit)

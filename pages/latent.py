@@ -164,7 +164,7 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], drawn_xy: 
 
 
 def remember_selection(chart_key: str) -> None:
-    rows = selection_to_rows(st.session_state.get(chart_key))
+    rows = selection_to_rows(st.session_state.get(chart_key), n_rows=len(common.data().test_labels))
     if rows:
         st.session_state[PICKED_KEY] = rows
         st.session_state[INDEX_KEY] = rows[0]  # the number box shows the (first) picked digit too

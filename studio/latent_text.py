@@ -3,6 +3,8 @@ VAE's cluster scores (Home and Latent space), the test-set rows picked in a Plot
 are shown and how they are summed up, and which models the Latent space page compares."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SCORE_NAMES = {
@@ -40,34 +42,48 @@ def compare_cluster_scores(ae: dict[str, float], vae: dict[str, float]) -> str:
     return "On these checkpoints " + "; ".join(parts) + f": {verdict}."
 
 
-def selection_to_rows(selection_event, trace_rows: list | None = None) -> list[int]:
+def selection_to_rows(selection_event, trace_rows: list | None = None, n_rows: int | None = None) -> list[int]:
     """Dataset rows the user selected in a st.plotly_chart selection event, in order, without repeats.
 
     Each selected point's row comes from its customdata (a row number, or a list whose first item
     is one) — robust to figures with one trace per digit, where point_index counts within a trace.
     Points without customdata are mapped through `trace_rows[curve_number][point_index]` when given,
-    else skipped (e.g. a "your digit" marker).
+    else skipped (e.g. a "your digit" marker). The event comes from the browser, so anything that is
+    not a whole number in [0, n_rows) is skipped too.
     """
-    if not selection_event:
+    if not isinstance(selection_event, dict):
         return []
-    selection = selection_event.get("selection") or {}
+    selection = selection_event.get("selection")
+    points = selection.get("points") if isinstance(selection, dict) else None
     rows: list[int] = []
     seen = set()
-    for point in selection.get("points") or []:
-        row = None
+    for point in points if isinstance(points, list) else []:
+        if not isinstance(point, dict):
+            continue
         custom = point.get("customdata")
         if isinstance(custom, (list, tuple)):
             custom = custom[0] if custom else None
+        row = None
         if custom is not None:
-            row = int(custom)
+            row = _whole_number(custom)
         elif trace_rows is not None:
-            curve, index = point.get("curve_number"), point.get("point_index")
-            if curve is not None and index is not None and curve < len(trace_rows) and index < len(trace_rows[curve]):
+            curve, index = _whole_number(point.get("curve_number")), _whole_number(point.get("point_index"))
+            if curve is not None and index is not None and 0 <= curve < len(trace_rows) and 0 <= index < len(trace_rows[curve]):
                 row = int(trace_rows[curve][index])
-        if row is not None and row not in seen:
-            seen.add(row)
-            rows.append(row)
+        if row is None or row < 0 or (n_rows is not None and row >= n_rows) or row in seen:
+            continue
+        seen.add(row)
+        rows.append(row)
     return rows
+
+
+def _whole_number(value) -> int | None:
+    """An int from a browser's JSON value (an int, or a float with no fraction), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
 
 
 def sample_selection(rows: list[int], labels: np.ndarray, n: int, seed: int = 0) -> list[int]:

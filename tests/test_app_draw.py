@@ -52,6 +52,15 @@ class FakeCanvas:
         self.image_data = image_data
         self.calls = []
 
+    @property
+    def image_bytes(self) -> bytes | None:
+        """The PNG the browser sends, as the real result's image_bytes."""
+        if self.image_data is None:
+            return None
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self.image_data, dtype=np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue()
+
     def __call__(self, **kwargs):
         self.calls.append(kwargs)
         self.json_data = DRAWING if self.image_data is not None else kwargs.get("initial_drawing") or {"objects": []}
@@ -383,3 +392,20 @@ def test_the_result_can_be_downloaded_as_a_picture_and_a_csv_row(canvas):
     at.radio(key="draw_input").set_value("Test digit").run()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Picture (PNG)", "Scores (CSV)"]
+
+
+def test_a_forged_canvas_picture_goes_through_the_upload_limits(monkeypatch):
+    """A hostile browser can send any PNG as the canvas's pixels (a 9000×9000 one cost the server 3 GB)."""
+    huge = io.BytesIO()
+    Image.new("RGBA", (9000, 9000)).save(huge, "PNG")
+
+    class ForgedCanvas(FakeCanvas):
+        image_bytes = huge.getvalue()
+
+    module = types.ModuleType("streamlit_drawable_canvas")
+    module.st_canvas = ForgedCanvas(np.zeros((1, 1, 4), dtype=np.uint8))
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+    at = draw_page()
+    assert not at.exception and not at.error
+    assert any("Draw a digit on the black canvas" in i.value for i in at.info)
+    assert not at.metric  # nothing was scored

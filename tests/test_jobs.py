@@ -277,3 +277,30 @@ def test_a_job_that_ends_removes_the_temp_files_of_dead_saves(manager):
     stale.write_bytes(b"half a checkpoint")
     job = manager.wait(manager.start(TINY).id, JOB_TIMEOUT_S)
     assert job.state == jobs.DONE and not stale.exists()
+
+
+def test_the_server_holds_a_limited_number_of_visitors_models(manager, monkeypatch):
+    from vae import registry
+
+    monkeypatch.setattr(registry, "MAX_VISITOR_MODELS", 3)
+    for i in range(3):  # three visitors, one model each: each visitor is under their own limit
+        save_checkpoint(build_model("vae", 2), manager.folder / f"v{i}.pt", {"owner": f"{i}" * 32})
+    with pytest.raises(jobs.JobLimitReached, match="visitors' models, its limit"):
+        manager.start(TINY, owner="d" * 32)
+    assert manager.jobs() == []
+
+
+def test_a_rescan_reads_only_files_that_changed(tmp_path, monkeypatch):
+    from vae import registry
+
+    for i in range(3):
+        save_checkpoint(build_model("vae", 2), tmp_path / f"m{i}.pt")
+    registry.scan(tmp_path)
+    loads = []
+    real_load = registry.load_checkpoint
+    monkeypatch.setattr(registry, "load_checkpoint", lambda path: loads.append(path) or real_load(path))
+    registry.scan(tmp_path)
+    assert loads == []
+    save_checkpoint(build_model("vae", 2), tmp_path / "m1.pt", {"digits": [1]})  # a new version of one file
+    entries = {e.path.name: e for e in registry.scan(tmp_path)}
+    assert [p.name for p in loads] == ["m1.pt"] and entries["m1.pt"].metadata["digits"] == [1]

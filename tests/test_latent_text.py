@@ -101,3 +101,14 @@ def test_the_default_pair_is_the_sidebar_model_beside_the_shipped_model_of_the_o
     assert default_pair(ENTRIES, 2, MINE_VAE2) == {"ae": "/c/ae-z2.pt", "vae": "/c/vae-z2-mine.pt"}
     assert default_pair(ENTRIES, 2, SHIPPED_VAE64) == {"ae": "/c/ae-z2.pt", "vae": "/c/vae-z2.pt"}  # another size
     assert default_pair(ENTRIES, 64, None) == {"ae": None, "vae": "/c/vae-z64.pt"}
+
+
+@pytest.mark.parametrize("points", [
+    [{"customdata": "abc"}], [{"customdata": 1e400}], [{"customdata": float("nan")}], [{"customdata": -1e9}],
+    [{"customdata": 10_000}], [{"customdata": 2.5}], ["xyz"], [None], [{"customdata": [None]}],
+    [{"curve_number": "0", "point_index": 1}], [{"curve_number": 0, "point_index": -1}],
+])
+def test_a_forged_selection_event_selects_nothing_and_raises_nothing(points):
+    for event in ({"selection": {"points": points}}, {"selection": {"points": "xyz"}}, {"selection": 7}, "xyz"):
+        assert selection_to_rows(event, [[5, 6]], n_rows=10_000) == []
+    assert selection_to_rows({"selection": {"points": [{"customdata": 3.0}, *points]}}, n_rows=10_000) == [3]

@@ -27,7 +27,7 @@ image = Image.new(mode, (width, height), 0)
 ImageDraw.Draw(image).line((width * 0.3, height * 0.2, width * 0.6, height * 0.8), fill=255 if mode == "L" else
                            (255,) * len(mode), width=max(1, min(width, height) // 12))
 buffer = io.BytesIO()
-image.save(buffer, fmt)
+image.save(buffer, "JPEG", progressive=True) if fmt == "progressive JPEG" else image.save(buffer, fmt)
 data = buffer.getvalue()
 del image, buffer
 gc.collect()
@@ -54,6 +54,8 @@ CASES = {  # name → (format, width, height, mode, None if accepted else words 
     "5000x6000 gray PNG": ("PNG", 5000, 6000, "L", None),
     "6000x6000 gray PNG": ("PNG", 6000, 6000, "L", "too large"),
     "7000x5000 JPEG photo": ("JPEG", 7000, 5000, "RGB", None),
+    "6324x6324 progressive CMYK JPEG": ("progressive JPEG", 6324, 6324, "CMYK", "too large"),
+    "2800x2800 progressive JPEG": ("progressive JPEG", 2800, 2800, "RGB", None),
 }
 
 

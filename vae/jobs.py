@@ -306,10 +306,14 @@ class JobManager:
         if owner is not None and not OWNER_PATTERN.match(owner):
             raise ValueError("a job's owner is a registry.owner_key")
         if owner is not None:
-            saved = len(registry.owned(registry.scan(self.folder), owner))
+            entries = registry.scan(self.folder)
+            saved = len(registry.owned(entries, owner))
             if saved >= registry.MAX_MODELS_PER_OWNER:
                 raise JobLimitReached(f"you have {saved} models on this server, the most a visitor may keep; "
                                       f"delete one under My models first")
+            if sum(e.owner is not None for e in entries) >= registry.MAX_VISITOR_MODELS:
+                raise JobLimitReached(f"this server holds {registry.MAX_VISITOR_MODELS} visitors' models, its limit; "
+                                      f"ask whoever runs it to clear some")
         with self._lock:
             active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
             if owner is not None and any(job.owner == owner for job in active):
