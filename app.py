@@ -3,6 +3,9 @@ import sys
 
 import streamlit as st
 
+from studio import pages_mode
+
+pages_mode.restart_if_legacy()  # a fresh server's legacy pages-folder mode may have run this as a page
 st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
 
 # The first visit to a fresh server spends seconds importing PyTorch: say so instead of a blank page.
@@ -12,9 +15,9 @@ if "torch" not in sys.modules:
 
 import torch  # noqa: E402
 
-from studio.common import mark_app_run, sidebar  # noqa: E402
+from studio.common import sidebar  # noqa: E402
 
-mark_app_run()  # before any page runs: the pages check it (studio.common.run_through_app)
+pages_mode.mark_app_run()  # before any page runs: the pages check it (pages_mode.run_through_app)
 
 # One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two
 # threads contending with training jobs or other work took 100+ ms per call on a 2-core machine.

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from studio import pages_mode
 from vae import load_checkpoint, load_mnist, precomputed, registry
 from vae.checkpoint import CHECKPOINT_DIR
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root, rows_seen_by
@@ -18,29 +19,7 @@ from vae.devices import pick_device
 from vae.latent import cluster_scores, embed_dataset
 from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
 
-APP_RAN_KEY = "ran_through_app"  # session state: app.py has run in this session (st.navigation is in charge)
-
-
-def mark_app_run() -> None:
-    """Called by app.py before anything else."""
-    st.session_state[APP_RAN_KEY] = True
-
-
-def run_through_app() -> None:
-    """Called first by every page script. Streamlit takes a folder named pages/ beside app.py for its
-    old automatic multipage mode until st.navigation first runs, so the first visitors of a fresh
-    server who open /draw directly get that page alone, without app.py's sidebar and navigation.
-    Such a session leaves that mode (for the whole server) and starts its run again: the same page,
-    now through app.py. It is asked per session too, not only by the server-wide flag, because
-    visitors arriving together may all have started in that mode before the first one switched it
-    off. (AppTest sets the flag again before every run, hence the flag is asked as well.) A
-    function, not import-time code: a rerun raised while a module is being imported would break that
-    import for every session importing it at the same moment."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory or not st.session_state.get(APP_RAN_KEY):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+run_through_app = pages_mode.run_through_app  # the pages call common.run_through_app() first
 
 
 DEFAULT_MODEL = "vae-z64.pt"
