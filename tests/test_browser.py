@@ -80,7 +80,8 @@ def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
     page.goto(f"{server}/histograms")
     wait_until_idle(page)
     assert_no_errors(page, "direct-url")
-    assert page.get_by_text("Checkpoint").first.is_visible()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Checkpoint", exact=True).wait_for(state="visible", timeout=30_000)
 
 
 def shown_value(selectbox) -> str:
@@ -138,7 +139,8 @@ def test_first_visitors_of_a_fresh_server_all_get_the_app(browser, mnist_root):
                 assert_no_errors(page, f"fresh-{i}")
                 nav = page.locator('[data-testid="stSidebarNav"]')
                 assert nav.get_by_role("link", name="Latent space").count() == 1, nav.inner_text()
-                assert page.get_by_text("Checkpoint").first.is_visible()  # app.py's sidebar
+                page.locator('[data-testid="stSidebar"]').get_by_text("Checkpoint", exact=True).wait_for(
+                    state="visible", timeout=30_000)  # app.py's sidebar
         finally:
             for context in contexts:
                 context.close()
