@@ -23,6 +23,7 @@ from .checkpoint import CHECKPOINT_DIR, SUFFIX, CheckpointError, clean_stale_tem
 
 # Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
 SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
+ONE_CLASS_FOLDER = "one-class"  # the one-class benchmark's models (vae/benchmark.py), shipped like SHIPPED
 MAX_NAME_LENGTH = 80  # characters, without ".pt"
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}$")
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -62,8 +63,13 @@ class CheckpointEntry:
         return self.path.stem
 
     @property
+    def one_class(self) -> bool:
+        """One of the benchmark's one-class models, shipped in checkpoints/one-class/."""
+        return self.path.parent.name == ONE_CLASS_FOLDER
+
+    @property
     def shipped(self) -> bool:
-        return self.path.name in SHIPPED
+        return self.path.name in SHIPPED and not self.one_class
 
     @property
     def ok(self) -> bool:
@@ -86,6 +92,8 @@ class CheckpointEntry:
         test_text = f"test {test:.1f}" if isinstance(test, (int, float)) else "test ?"
         digits = m.get("digits")
         digits_text = f" · digits {''.join(map(str, digits))}" if digits else ""
+        if self.one_class:
+            return f"{self.name} · one-class {m['kind'].upper()} z={m['latent_dim']}{digits_text} · {m.get('data_source', '?')}"
         return f"{self.name} · {m['kind'].upper()} z={m['latent_dim']} · {test_text}{digits_text} · {m.get('data_source', '?')}"
 
 
@@ -114,7 +122,8 @@ def _describe_version(path: Path, mtime: float, mtime_ns: int, size: int) -> Che
 
 
 def scan(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[CheckpointEntry]:
-    """Every *.pt in the folder: shipped ones first (in SHIPPED order), then the others, newest first.
+    """Every *.pt in the folder: shipped ones first (in SHIPPED order), the one-class models of its one-class/
+    folder next (by name), then the others, newest first.
 
     Temp files of saves that died midway are removed on the way.
     """
@@ -125,7 +134,8 @@ def scan(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[CheckpointEntry]:
     paths = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith(".")]
     shipped = sorted((p for p in paths if p.name in SHIPPED), key=lambda p: SHIPPED.index(p.name))
     own = sorted((p for p in paths if p.name not in SHIPPED), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [describe(p) for p in shipped + own]
+    one_class = sorted(p for p in (folder / ONE_CLASS_FOLDER).glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith("."))
+    return [describe(p) for p in shipped + one_class + own]
 
 
 def owned(entries: list[CheckpointEntry], key: str | None) -> list[CheckpointEntry]:
