@@ -1,4 +1,4 @@
-"""python -m vae {train,evaluate,bench}: one readable line and a non-zero exit on any bad input
+"""python -m vae {train,evaluate,bench,benchmark}: one readable line and a non-zero exit on any bad input
 (2 for a bad command line, 1 for a failure while running)."""
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from . import __version__
 from . import bench as bench_module
-from .checkpoint import OWNER_PATTERN, CheckpointError, load_checkpoint
+from . import benchmark as benchmark_module
+from .checkpoint import CHECKPOINT_DIR, OWNER_PATTERN, CheckpointError, load_checkpoint
 from .data import DataUnavailable, load_mnist
 from .devices import DEVICE_CHOICES, describe, pick_device
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
@@ -184,6 +186,56 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _model_ref(text: str) -> str:
+    return text if text.endswith(".pt") else str(CHECKPOINT_DIR / f"{text}.pt")
+
+
+def cmd_benchmark(args) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    which = args.benchmark
+    digits = parse_digits(args.digits) if which == "one-class" else None
+    if which == "one-class" and not digits:
+        digits = list(range(10))
+    models = {}
+    if which != "one-class":
+        for ref in args.model or benchmark_module.DEFAULT_MODELS[which]:
+            models[Path(ref).stem] = load_checkpoint(_model_ref(ref))[0]
+    data = load_mnist(args.data_root)
+    print(f"data: {data.source_label}", file=sys.stderr)
+
+    def log(line: str) -> None:
+        bar.close()
+        print(line, file=sys.stderr, flush=True)
+
+    bar = ProgressBar()
+    start = time.perf_counter()
+    if which == "one-class":
+        results = benchmark_module.one_class(
+            data, kind=args.kind, latent=args.latent, epochs=args.epochs, seeds=args.seeds, digits=digits,
+            batch_size=args.batch_size, beta=args.beta, train_models=not args.evaluate_only, log=log, on_progress=bar)
+        summary = results["summary"]
+        for score in sorted(summary, key=lambda k: -summary[k]["mean"]):
+            print(f"{score:15s} mean AUROC {summary[score]['mean']:.2f} ± {summary[score]['sd']:.2f}, "
+                  f"worst digit {summary[score]['worst_digit']} {summary[score]['worst']:.2f}")
+    elif which == "identity":
+        classifier = benchmark_module.classifier(data, retrain=args.retrain_classifier, log=log)
+        results = benchmark_module.identity(models, data, classifier, log=log)
+    else:
+        run = benchmark_module.flaws if which == "flaws" else benchmark_module.ood
+        extra = {"n": args.images} if which == "flaws" else {}
+        results = {"models": {}}
+        for name, model in models.items():
+            log(f"{name}:")
+            results["models"][name] = run(model, data, log=log, **extra)
+    path = benchmark_module.write_results(which, results, args.results_dir or benchmark_module.RESULTS_DIR,
+                                          time.perf_counter() - start)
+    print(f"wrote {path} ({format_duration(time.perf_counter() - start)})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -224,6 +276,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data-root", default=None, help=data_root)
     b.add_argument("--epochs", type=int, default=1, help="epochs each loop trains")
     b.set_defaults(func=cmd_bench)
+
+    m = sub.add_parser("benchmark", help="measure anomaly detection: one-class AUROC, synthetic flaws, "
+                       "out-of-distribution digits, identity of reconstructions; writes JSON the app shows")
+    m.add_argument("benchmark", choices=benchmark_module.BENCHMARKS)
+    m.add_argument("--kind", choices=["ae", "vae"], default=benchmark_module.ONE_CLASS_CONFIG["kind"],
+                   help="one-class: model kind")
+    m.add_argument("--latent", type=int, default=benchmark_module.ONE_CLASS_CONFIG["latent"], help="one-class: latent size")
+    m.add_argument("--epochs", type=int, default=benchmark_module.ONE_CLASS_CONFIG["epochs"],
+                   help="one-class: epochs per model")
+    m.add_argument("--batch-size", type=int, default=benchmark_module.ONE_CLASS_CONFIG["batch_size"],
+                   help="one-class: images per step")
+    m.add_argument("--beta", type=float, default=benchmark_module.ONE_CLASS_CONFIG["beta"], help="one-class: KL weight")
+    m.add_argument("--seeds", type=int, default=1, help="one-class: seeds per digit (the first seed's models are saved)")
+    m.add_argument("--digits", default=None, help="one-class: digits to run, e.g. 2,8; all ten if not given")
+    m.add_argument("--evaluate-only", action="store_true",
+                   help="one-class: score the saved models in checkpoints/one-class/ instead of training")
+    m.add_argument("--model", action="append", default=None,
+                   help="flaws/ood/identity: a model name in checkpoints/ or a .pt path; repeatable; "
+                        "if not given: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in benchmark_module.DEFAULT_MODELS.items()))
+    m.add_argument("--images", type=int, default=benchmark_module.FLAW_SAMPLE, help="flaws: test digits per flaw kind")
+    m.add_argument("--retrain-classifier", action="store_true", help="identity: train the judging CNN again")
+    m.add_argument("--results-dir", default=None, help="folder for the JSON; if not given: checkpoints/benchmark/")
+    m.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch; torch's own choice if not given")
+    m.add_argument("--data-root", default=None, help=data_root)
+    m.set_defaults(func=cmd_benchmark)
     return parser
 
 

@@ -1,0 +1,326 @@
+"""How well the models detect anomalies, measured four ways; `python -m vae benchmark …` runs them.
+
+- one-class: train on one digit's training images, score all 10,000 test images, AUROC of "not this
+  digit" vs "this digit" (the protocol of Deep SVDD, OCGAN and GEOM), for each score of vae/detector.py.
+- flaws: test digits vs the same digits with a synthetic flaw (vae/flaws.py): image AUROC, pixel AUROC
+  of |difference| against the flaw, and how well the corrected spots find the flaw.
+- ood: scikit-learn's 8×8 `load_digits`, prepared like a drawing, vs the MNIST test digits.
+- identity (report Fig. 8): a small CNN reads each model's reconstructions of the test digits.
+
+Each writes JSON to checkpoints/benchmark/, which the app's "Detection benchmark" page reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from . import __version__
+from .checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from .correction import calibrate_spot_level, corrected_spots_batch
+from .data import MnistData, to_float
+from .detector import DETECTOR_SCORES, Detector
+from .flaws import FLAW_KINDS, add_flaw
+from .model import build_model
+from .preprocess import prepare_array
+from .scores import SCORES, dataset_scores
+from .train import TrainConfig, format_duration, train
+
+RESULTS_DIR = CHECKPOINT_DIR / "benchmark"
+ONE_CLASS_DIR = CHECKPOINT_DIR / "one-class"
+CLASSIFIER_PATH = RESULTS_DIR / "digit-classifier.pt"
+BENCHMARKS = ("one-class", "flaws", "ood", "identity")
+
+# Mean AUROC over the ten digits on the same one-class MNIST protocol, as each paper reports it.
+PUBLISHED = [
+    {"method": "Deep SVDD", "reference": "Ruff et al., ICML", "year": 2018, "mean_auroc": 94.8},
+    {"method": "GEOM", "reference": "Golan & El-Yaniv, NeurIPS", "year": 2018, "mean_auroc": 98.0},
+    {"method": "OCGAN", "reference": "Perera et al., CVPR", "year": 2019, "mean_auroc": 97.5},
+]
+ONE_CLASS_CONFIG = {"kind": "vae", "latent": 64, "epochs": 60, "batch_size": 128, "beta": 1.0}
+FLAW_SAMPLE = 2000  # test digits per flaw kind
+FLAW_MASK_LEVEL = 0.1  # a pixel belongs to the flaw where the flaw changed it by more than this
+DEFAULT_MODELS = {  # what flaws, ood and identity measure unless told otherwise
+    "flaws": ("vae-z64", "ae-z64", "vae-z3"),
+    "ood": ("vae-z64", "ae-z64"),
+    "identity": ("vae-z64", "ae-z64", "vae-z3", "ae-z3", "vae-z2", "ae-z2"),
+}
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def auroc(normal_scores, anomaly_scores) -> float:
+    """AUROC in percent of telling anomalies (positives) from normal images by a score."""
+    normal_scores, anomaly_scores = np.asarray(normal_scores), np.asarray(anomaly_scores)
+    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomaly_scores))]
+    return float(100.0 * roc_auc_score(labels, np.r_[normal_scores, anomaly_scores]))
+
+
+def applicable_scores(model) -> list[str]:
+    return [s for s in DETECTOR_SCORES if not (s == "kl" and model.kind != "vae")]
+
+
+# --- one-class ------------------------------------------------------------------------------------
+
+def one_class_path(kind: str, latent: int, digit: int, folder: str | os.PathLike = ONE_CLASS_DIR) -> Path:
+    return Path(folder) / f"{kind}-z{latent}-d{digit}.pt"
+
+
+def evaluate_one_class(model, data: MnistData, digits, scores=None) -> dict[str, float]:
+    """AUROC (%) of "not one of `digits`" vs "one of `digits`" over all test images, per score, for a model
+    trained on those digits; fitted on the training images of those digits. Inference only: seconds."""
+    digits = sorted(int(d) for d in digits)
+    train_images = data.select(digits=digits).train_images
+    own = np.isin(data.test_labels.numpy(), digits)
+    if own.all() or not own.any():
+        raise ValueError("the test images must hold both the model's digits and others")
+    result = {}
+    for score in scores or applicable_scores(model):
+        values = Detector(model, score).fit(train_images).decision_function(data.test_images)
+        result[score] = auroc(values[own], values[~own])
+    return result
+
+
+def one_class(data: MnistData, kind: str = "vae", latent: int = 64, epochs: int = 60, seeds: int = 1,
+              digits=range(10), batch_size: int = 128, beta: float = 1.0, train_models: bool = True,
+              models_dir: str | os.PathLike = ONE_CLASS_DIR, log: Log = _quiet, on_progress=None) -> dict:
+    """Per digit and seed, AUROC for every score. With train_models, trains each model (the first seed's
+    are saved to `models_dir`); without, evaluates the models already there (one seed)."""
+    rows = []
+    seeds = seeds if train_models else 1
+    if train_models:
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+    for seed in range(seeds):
+        for digit in digits:
+            path = one_class_path(kind, latent, digit, models_dir)
+            start = time.perf_counter()
+            if train_models:
+                model = build_model(kind, latent, beta)
+                result = train(model, data.select(digits=[digit]),
+                               TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, evaluate_each_epoch=False,
+                                           device="cpu"), on_progress)
+                model.cpu().use_device_kernels("cpu")
+                if seed == 0:
+                    save_checkpoint(model, path, {"digits": [digit], "epochs": epochs, "seed": seed,
+                                                  "train_images": len(data.select(digits=[digit]).train_images),
+                                                  "data_source": data.source, "batch_size": batch_size,
+                                                  "train_loss": {k.removeprefix("train_"): v for k, v in
+                                                                 result.history[-1].items() if k.startswith("train_")},
+                                                  "purpose": "one-class benchmark"})
+            else:
+                model, _ = load_checkpoint(path)
+            aurocs = evaluate_one_class(model, data, [digit])
+            seconds = time.perf_counter() - start
+            rows.append({"digit": digit, "seed": seed, "seconds": round(seconds, 1), "auroc": aurocs})
+            best = max(aurocs, key=aurocs.get)
+            log(f"seed {seed} digit {digit}: {format_duration(seconds)}, best {best} {aurocs[best]:.2f}, "
+                f"combined {aurocs.get('combined', float('nan')):.2f}, squared_error {aurocs['squared_error']:.2f}")
+    return {"config": {"kind": kind, "latent": latent, "epochs": epochs, "batch_size": batch_size, "beta": beta,
+                       "seeds": seeds, "digits": list(digits), "trained_here": train_models},
+            "rows": rows, "summary": summarise_one_class(rows), "published": PUBLISHED}
+
+
+def summarise_one_class(rows: list[dict]) -> dict:
+    """Per score: mean over digits for each seed, then mean and sd of that over seeds; per digit mean over seeds."""
+    scores = sorted({s for row in rows for s in row["auroc"]})
+    seeds = sorted({row["seed"] for row in rows})
+    digits = sorted({row["digit"] for row in rows})
+    summary = {}
+    for score in scores:
+        table = np.array([[next(r["auroc"][score] for r in rows if r["seed"] == s and r["digit"] == d)
+                           for d in digits] for s in seeds])  # (seeds, digits)
+        per_seed = table.mean(1)
+        summary[score] = {"mean": float(per_seed.mean()), "sd": float(per_seed.std(ddof=1)) if len(seeds) > 1 else 0.0,
+                          "per_digit": {str(d): float(v) for d, v in zip(digits, table.mean(0))},
+                          "worst_digit": int(digits[int(table.mean(0).argmin())]), "worst": float(table.mean(0).min())}
+    return summary
+
+
+# --- synthetic flaws -----------------------------------------------------------------------------
+
+def flawed_test_digits(data: MnistData, kind: str, n: int = FLAW_SAMPLE, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(clean, flawed, flaw mask) float32 (n, 28, 28) for a fixed random sample of test digits."""
+    n = min(n, len(data.test_images))
+    rows = np.random.default_rng(seed).choice(len(data.test_images), n, replace=False)
+    clean = to_float(data.test_images[torch.from_numpy(rows)]).numpy()[:, 0]
+    flawed = np.stack([add_flaw(image, kind, seed=int(i)) for i, image in zip(rows, clean)])
+    return clean, flawed, np.abs(flawed - clean) > FLAW_MASK_LEVEL
+
+
+def spot_hits(spots_per_image: list[list], masks: np.ndarray) -> dict[str, float]:
+    """Share of images with a spot touching its flaw, and share of spots that touch one (a spot touches a
+    flaw when they share a pixel or are 8-neighbours)."""
+    hit_images, spots, touching = 0, 0, 0
+    for spots_here, mask in zip(spots_per_image, masks):
+        grown = ndimage.binary_dilation(mask, structure=np.ones((3, 3), dtype=bool))
+        touches = [bool((spot.mask & grown).any()) for spot in spots_here]
+        hit_images += any(touches)
+        spots += len(touches)
+        touching += sum(touches)
+    return {"hit_rate": 100.0 * hit_images / max(len(masks), 1),
+            "precision": 100.0 * touching / spots if spots else float("nan")}
+
+
+def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", log: Log = _quiet) -> dict:
+    """Per flaw kind: image AUROC (score), pixel AUROC (|difference|), spot hit rate and precision; and the
+    share of clean digits with at least one spot. Spots at the level calibrated on training images."""
+    level = calibrate_spot_level(model, data.train_images)
+    result = {"score": score, "images": n, "spot_level": level, "kinds": {}}
+    clean = None
+    for kind in FLAW_KINDS[1:]:
+        clean, flawed, masks = flawed_test_digits(data, kind, n)
+        clean_scores = dataset_scores(model, torch.from_numpy(clean[:, None]), score)
+        flawed_scores = dataset_scores(model, torch.from_numpy(flawed[:, None]), score)
+        spots, differences = corrected_spots_batch(model, flawed, level)
+        pixel_auroc = 100.0 * roc_auc_score(masks.ravel(), np.abs(differences).ravel()) if masks.any() else float("nan")
+        result["kinds"][kind] = {"image_auroc": auroc(clean_scores, flawed_scores), "pixel_auroc": float(pixel_auroc),
+                                 **spot_hits(spots, masks)}
+        log(f"{kind}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["kinds"][kind].items()))
+    clean_spots, _ = corrected_spots_batch(model, clean, level)
+    result["clean_circled"] = 100.0 * float(np.mean([bool(s) for s in clean_spots]))
+    log(f"clean digits circled: {result['clean_circled']:.1f} %")
+    return result
+
+
+# --- out of distribution --------------------------------------------------------------------------
+
+def sklearn_digits() -> np.ndarray:
+    """scikit-learn's 1,797 8×8 digits, prepared like a drawing: (N, 28, 28) float32 in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    return np.stack([prepare_array(image / 16.0) for image in load_digits().images]).astype(np.float32)
+
+
+def ood(model, data: MnistData, log: Log = _quiet) -> dict:
+    """AUROC of load_digits (anomalies) vs the MNIST test digits, per score."""
+    outside = torch.from_numpy(sklearn_digits()[:, None])
+    result = {"images": len(outside), "mnist_test_images": len(data.test_images), "auroc": {}}
+    for score in applicable_scores(model):
+        detector = Detector(model, score).fit(data.train_images)
+        result["auroc"][score] = auroc(detector.decision_function(data.test_images), detector.decision_function(outside))
+    log(", ".join(f"{k} {v:.1f}" for k, v in result["auroc"].items()))
+    return result
+
+
+# --- identity (report Fig. 8) ------------------------------------------------------------------------
+
+class DigitClassifier(nn.Module):
+    """A small CNN that reads MNIST digits (~99 % on the test set): the judge of what a reconstruction shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 14×14
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7×7
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 2000) -> np.ndarray:
+        self.eval()
+        images = to_float(images) if images.dtype == torch.uint8 else images
+        return torch.cat([self(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]).numpy()
+
+
+def train_classifier(data: MnistData, epochs: int = 2, seed: int = 0) -> DigitClassifier:
+    torch.manual_seed(seed)
+    model = DigitClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    order_rng = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(data.train_images), generator=order_rng)
+        for start in range(0, len(order), 128):
+            rows = order[start:start + 128]
+            loss = nn.functional.cross_entropy(model(to_float(data.train_images[rows])), data.train_labels[rows].long())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def classifier(data: MnistData, path: str | os.PathLike = CLASSIFIER_PATH, retrain: bool = False,
+               log: Log = _quiet) -> DigitClassifier:
+    """The judging CNN: loaded from `path` (weights only), or trained on data and saved there atomically."""
+    path = Path(path)
+    model = DigitClassifier()
+    if path.exists() and not retrain:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval()
+    log("training the digit classifier (2 epochs)…")
+    model = train_classifier(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return model
+
+
+@torch.no_grad()
+def identity(models: dict, data: MnistData, classifier: DigitClassifier, log: Log = _quiet) -> dict:
+    """How often the classifier reads each model's reconstruction of a test digit as that digit (%)."""
+    labels = data.test_labels.numpy()
+    result = {"classifier_on_clean": 100.0 * float((classifier.predict(data.test_images) == labels).mean()), "models": {}}
+    for name, model in models.items():
+        model.eval()
+        recon = torch.cat([model.reconstruct(to_float(data.test_images[i:i + 2000])).cpu()
+                           for i in range(0, len(data.test_images), 2000)])
+        result["models"][name] = 100.0 * float((classifier.predict(recon) == labels).mean())
+        log(f"{name}: {result['models'][name]:.1f} % read as the digit it was")
+    return result
+
+
+# --- results files ----------------------------------------------------------------------------------
+
+def results_path(benchmark: str, folder: str | os.PathLike = RESULTS_DIR) -> Path:
+    return Path(folder) / f"{benchmark}.json"
+
+
+def write_results(benchmark: str, results: dict, folder: str | os.PathLike = RESULTS_DIR, seconds: float | None = None) -> Path:
+    """Atomically write {benchmark, version, machine, seconds, results} as JSON."""
+    path = results_path(benchmark, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": benchmark, "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
+               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+               "seconds": None if seconds is None else round(seconds, 1), "results": results}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=1, allow_nan=True)
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(benchmark: str, folder: str | os.PathLike = RESULTS_DIR) -> dict | None:
+    """The JSON a benchmark wrote, or None if it has not been run."""
+    path = results_path(benchmark, folder)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["BENCHMARKS", "SCORES", "PUBLISHED", "auroc", "evaluate_one_class", "one_class", "flaws", "ood", "identity",
+           "read_results", "write_results"]
