@@ -29,6 +29,7 @@ navigation = st.navigation([
     st.Page("pages/draw.py", title="Draw & correct", icon=":material/draw:"),
     st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("pages/histograms.py", title="Error histograms", icon=":material/bar_chart:"),
+    st.Page("pages/benchmark.py", title="Detection benchmark", icon=":material/fact_check:"),
 ])
 sidebar()
 navigation.run()

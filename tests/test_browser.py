@@ -69,7 +69,7 @@ def test_every_page_renders_without_error(server, page):
     page.goto(server)
     wait_until_idle(page)
     for title, name in (("Latent space", "latent"), ("Error histograms", "histograms"), ("Draw & correct", "draw"),
-                        ("Home", "home")):
+                        ("Detection benchmark", "benchmark"), ("Home", "home")):
         open_page(page, server, title)
         assert_no_errors(page, title)
         page.screenshot(path=str(ARTIFACTS / f"page-{name}-{size}.png"), full_page=True)

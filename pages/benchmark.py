@@ -1,0 +1,138 @@
+"""Detection benchmark: how often the models are right, against the literature (numbers from `python -m vae benchmark`)."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from sklearn.metrics import roc_curve
+
+from studio import common
+from vae import benchmark
+from vae.checkpoint import load_checkpoint
+from vae.data import default_data_root
+from vae.detector import DETECTOR_SCORES, Detector
+
+common.run_through_app()  # first: a fresh server may have run this page without app.py
+
+SCORE_KEY, DIGIT_KEY = "bench_score", "bench_digit"
+HIGHLIGHT = ("combined", "blurred_error", "squared_error")
+
+
+@st.cache_resource(show_spinner="Scoring the test digits with the one-class model…", max_entries=8)
+def roc_points(digit: int, score: str, root: str) -> tuple[np.ndarray, np.ndarray, float]:
+    data = common.get_data(root)
+    model, _ = load_checkpoint(benchmark.one_class_path("vae", 64, digit))
+    values = Detector(model, score).fit(data.select(digits=[digit]).train_images).decision_function(data.test_images)
+    anomalous = data.test_labels.numpy() != digit
+    fpr, tpr, _ = roc_curve(anomalous, values)
+    return fpr, tpr, benchmark.auroc(values[~anomalous], values[anomalous])
+
+
+@st.cache_resource(show_spinner="Measuring the selected model on its digits (seconds, once per model)…", max_entries=16)
+def own_digits_auroc(path: str, mtime: float, digits: tuple[int, ...], root: str) -> dict[str, float]:
+    return benchmark.evaluate_one_class(common.get_model(path, mtime)[0], common.get_data(root), digits,
+                                        ["squared_error", "blurred_error", "combined"])
+
+
+def ran_when(stored: dict) -> str:
+    seconds = stored.get("seconds")
+    took = f", took {seconds / 60:.1f} min" if seconds else ""
+    return f"`python -m vae benchmark {stored['benchmark']}`, {stored['written']} on {stored['machine']}{took}"
+
+
+st.title("Detection benchmark")
+st.caption("How often the models tell an anomaly from a normal digit, as AUROC: the chance that a random "
+           "anomaly scores higher than a random normal image (50 % is guessing, 100 % is perfect).")
+
+st.header("One-class MNIST")
+one_class = benchmark.read_results("one-class")
+if one_class is None:
+    st.info("Not measured yet: run `python -m vae benchmark one-class` (about 13 minutes on 2 CPU cores).")
+else:
+    config, summary = one_class["results"]["config"], one_class["results"]["summary"]
+    st.markdown(f"One {config['kind'].upper()} (latent {config['latent']}, {config['epochs']} epochs) per digit, "
+                f"trained on that digit's training images only; all 10,000 test images scored, the other nine "
+                f"digits being the anomalies. Measured by {ran_when(one_class)}; "
+                f"{config['seeds']} seed{'s' if config['seeds'] > 1 else ''}.")
+    digits = [str(d) for d in config["digits"]]
+    bars = go.Figure()
+    for score in HIGHLIGHT:
+        bars.add_bar(name=f"{score} (mean {summary[score]['mean']:.1f})", x=digits,
+                     y=[summary[score]["per_digit"][d] for d in digits])
+    for paper in benchmark.PUBLISHED:
+        bars.add_hline(y=paper["mean_auroc"], line_dash="dot",
+                       annotation_text=f"{paper['method']} {paper['mean_auroc']} ({paper['year']})")
+    bars.update_layout(barmode="group", yaxis_title="AUROC, %", xaxis_title="normal digit", yaxis_range=[80, 100.5],
+                       height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    st.plotly_chart(bars, width="stretch")
+    table = pd.DataFrame([{"method": score, "source": "this app", "mean AUROC": s["mean"], "sd over seeds": s["sd"],
+                           "worst digit": f"{s['worst_digit']} ({s['worst']:.1f})", **s["per_digit"]}
+                          for score, s in sorted(summary.items(), key=lambda item: -item[1]["mean"])]
+                         + [{"method": p["method"], "source": f"{p['reference']} {p['year']}", "mean AUROC": p["mean_auroc"]}
+                            for p in benchmark.PUBLISHED])
+    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f")
+                                                        for c in ["mean AUROC", "sd over seeds", *digits]})
+
+    st.subheader("ROC curve")
+    left, right = st.columns(2)
+    digit = left.selectbox("Normal digit", list(range(10)), key=DIGIT_KEY)
+    scores = [s for s in DETECTOR_SCORES if s in summary]
+    score = right.selectbox("Score", scores, index=scores.index("combined"), key=SCORE_KEY,
+                            format_func=lambda s: f"{s}: {DETECTOR_SCORES[s]}")
+    digit, score = common.offered(digit, list(range(10))), common.offered(score, scores)
+    if benchmark.one_class_path("vae", 64, digit).exists():
+        fpr, tpr, area = roc_points(digit, score, default_data_root())
+        curve = go.Figure(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUROC {area:.1f}"))
+        curve.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", name="guessing")
+        curve.update_layout(xaxis_title="false alarms (share of this digit flagged)",
+                            yaxis_title="anomalies caught (share of other digits flagged)", height=380, margin=dict(t=30))
+        st.plotly_chart(curve, width="stretch")
+    else:
+        st.warning(f"checkpoints/one-class/vae-z64-d{digit}.pt is missing.")
+
+entry = common.selected_entry()
+own_digits = common.trained_digits(entry) if entry is not None else None
+if entry is not None and own_digits and len(own_digits) < 10:
+    st.subheader(f"The selected model, {entry.name}, on its digits")
+    result = own_digits_auroc(str(entry.path), entry.mtime, tuple(own_digits), default_data_root())
+    st.caption(f"AUROC of the other digits vs digits {', '.join(map(str, own_digits))} over the 10,000 test images, "
+               "fitted on the training images of its digits.")
+    st.dataframe(pd.DataFrame([{"score": k, "AUROC": v} for k, v in result.items()]), hide_index=True,
+                 column_config={"AUROC": st.column_config.NumberColumn(format="%.1f")})
+
+st.header("Synthetic flaws")
+flaws = benchmark.read_results("flaws")
+if flaws is None:
+    st.info("Not measured yet: run `python -m vae benchmark flaws`.")
+else:
+    rows = [{"model": name, "flaw": kind, **values, "clean digits circled": result["clean_circled"]}
+            for name, result in flaws["results"]["models"].items() for kind, values in result["kinds"].items()]
+    st.markdown(f"Test digits vs the same digits with a flaw; spots at each model's calibrated level. "
+                f"Measured by {ran_when(flaws)}.")
+    st.dataframe(pd.DataFrame(rows).rename(columns={"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC",
+                                                    "hit_rate": "spot finds the flaw, %", "precision": "spots on the flaw, %"}),
+                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in
+                                                 ["image AUROC", "pixel AUROC", "spot finds the flaw, %",
+                                                  "spots on the flaw, %", "clean digits circled"]})
+
+st.header("Other digits: scikit-learn's 8×8 set")
+ood = benchmark.read_results("ood")
+if ood is None:
+    st.info("Not measured yet: run `python -m vae benchmark ood`.")
+else:
+    table = pd.DataFrame({name: result["auroc"] for name, result in ood["results"]["models"].items()})
+    best = table.mean(axis=1).idxmax()
+    st.markdown(f"1,797 digits from another dataset, prepared like a drawing, vs the MNIST test digits. "
+                f"Use **{best}** to catch them. Measured by {ran_when(ood)}.")
+    st.dataframe(table, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns})
+
+st.header("Does the reconstruction keep the digit? (report Fig. 8)")
+identity = benchmark.read_results("identity")
+if identity is None:
+    st.info("Not measured yet: run `python -m vae benchmark identity`.")
+else:
+    result = identity["results"]
+    st.markdown(f"A small CNN reads {result['classifier_on_clean']:.1f} % of the clean test digits correctly; "
+                f"this is how often it reads each model's reconstruction as the digit it was. "
+                f"Measured by {ran_when(identity)}.")
+    st.dataframe(pd.DataFrame([{"model": k, "read correctly, %": v} for k, v in result["models"].items()]),
+                 hide_index=True, column_config={"read correctly, %": st.column_config.NumberColumn(format="%.1f")})

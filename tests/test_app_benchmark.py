@@ -1,0 +1,51 @@
+"""The Detection benchmark page in AppTest: the numbers shown are the JSON's, which the CLI wrote from the shipped models."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studio import common
+from vae import benchmark
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
+
+
+@pytest.fixture(scope="module")
+def page():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.switch_page("pages/benchmark.py").run()
+    return at
+
+
+def test_one_class_table_shows_the_benchmark_json_beside_the_published_methods(page):
+    assert not page.exception, page.exception
+    stored = benchmark.read_results("one-class")["results"]["summary"]
+    table = page.dataframe[0].value
+    ours = table[table["source"] == "this app"].set_index("method")
+    for score, values in stored.items():
+        assert ours.loc[score, "mean AUROC"] == pytest.approx(values["mean"])
+        assert ours.loc[score, "2"] == pytest.approx(values["per_digit"]["2"])
+    published = table[table["source"] != "this app"].set_index("method")["mean AUROC"].to_dict()
+    assert published == {p["method"]: p["mean_auroc"] for p in benchmark.PUBLISHED}
+
+
+def test_roc_curve_follows_the_chosen_digit_and_score(page):
+    page.selectbox(key="bench_digit").set_value(8).run()
+    assert not page.exception, page.exception
+    shown = page.session_state["bench_digit"]
+    assert shown == 8
+    page.selectbox(key="bench_score").set_value("squared_error").run()
+    assert not page.exception, page.exception
+    assert "AUROC" in page.get("plotly_chart")[1].proto.spec
+
+
+def test_a_one_class_model_selected_in_the_sidebar_is_measured_on_its_digits(page):
+    path = benchmark.one_class_path("vae", 64, 1)
+    page.session_state[common.MODEL_KEY] = str(path)
+    page.run()
+    assert not page.exception, page.exception
+    result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC"]), None)
+    assert result is not None and set(result["score"]) == {"squared_error", "blurred_error", "combined"}
+    assert (result["AUROC"] > 95).all()
