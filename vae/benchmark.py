@@ -265,17 +265,22 @@ def classifier(data: MnistData, path: str | os.PathLike = CLASSIFIER_PATH, retra
         return model.eval()
     log("training the digit classifier (2 epochs)…")
     model = train_classifier(data)
+    _write_atomically(path, lambda f: torch.save(model.state_dict(), f))
+    return model
+
+
+def _write_atomically(path: Path, write) -> None:
+    """write(binary file) into a readable temp file beside `path`, then os.replace: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)
-    os.close(fd)
+    os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone
     try:
-        torch.save(model.state_dict(), tmp)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return model
 
 
 @torch.no_grad()
@@ -301,15 +306,10 @@ def results_path(benchmark: str, folder: str | os.PathLike = RESULTS_DIR) -> Pat
 def write_results(benchmark: str, results: dict, folder: str | os.PathLike = RESULTS_DIR, seconds: float | None = None) -> Path:
     """Atomically write {benchmark, version, machine, seconds, results} as JSON."""
     path = results_path(benchmark, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": benchmark, "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
                "seconds": None if seconds is None else round(seconds, 1), "results": results}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1, allow_nan=True)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda f: f.write(json.dumps(payload, indent=1, allow_nan=True).encode()))
     return path
 
 

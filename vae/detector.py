@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from .data import INFERENCE_CHUNK
 from .latent import embed_dataset
 from .scores import SCORES, dataset_scores
 
@@ -57,7 +56,7 @@ class Detector:
         knn = self.neighbours.kneighbors(embed_dataset(self.model, images), n_neighbors=NEIGHBOURS)[0].mean(1)
         if self.score == "latent_knn":
             return knn.astype(np.float64)
-        pixel = dataset_scores(self.model, images, PIXEL_TERM, INFERENCE_CHUNK)
+        pixel = dataset_scores(self.model, images, PIXEL_TERM)
         return self._standard(PIXEL_TERM, pixel) + self._standard("latent_knn", knn)
 
     def _standard(self, term: str, values: np.ndarray) -> np.ndarray:
