@@ -1,4 +1,9 @@
 """Detection benchmark: how often the models are right, against the literature (numbers from `python -m vae benchmark`)."""
+from studio import pages_mode
+
+# First, before the heavy imports: a fresh server may have run this page without app.py.
+pages_mode.run_through_app()
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,8 +15,6 @@ from vae import benchmark
 from vae.checkpoint import load_checkpoint
 from vae.data import default_data_root
 from vae.detector import DETECTOR_SCORES, Detector
-
-common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 SCORE_KEY, DIGIT_KEY = "bench_score", "bench_digit"
 HIGHLIGHT = ("combined", "blurred_error", "squared_error")

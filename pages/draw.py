@@ -1,5 +1,10 @@
 """Draw & correct (report Fig. 6 and Fig. 8): one digit in, what the model gives back, what it
 corrected, and whether its score crosses the anomaly threshold."""
+from studio import pages_mode
+
+# First, before the heavy imports: a fresh server may have run this page without app.py.
+pages_mode.run_through_app()
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -23,8 +28,6 @@ from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.sampling import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
 from vae.scores import percentile_of
 from vae.uploads import load_uploaded_image
-
-common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280

@@ -1,4 +1,9 @@
 """Error histograms (report Fig. 7): reconstruction error of every training and test image, and the threshold."""
+from studio import pages_mode
+
+# First, before the heavy imports: a fresh server may have run this page without app.py.
+pages_mode.run_through_app()
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -20,8 +25,6 @@ from vae.scores import (
     threshold,
     top_errors,
 )
-
-common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
 OTHER_COLOUR = "#d62728"  # a one-class model's test images of the digits it never saw

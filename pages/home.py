@@ -1,5 +1,10 @@
 """Home: what the report found, where each figure lives in the app, and the shipped models' own
 numbers behind it, computed live."""
+from studio import pages_mode
+
+# First, before the heavy imports: a fresh server may have run this page without app.py.
+pages_mode.run_through_app()
+
 import streamlit as st
 
 from studio import common
@@ -7,8 +12,6 @@ from studio.latent_text import compare_cluster_scores
 from vae import registry
 from vae.data import default_data_root
 from vae.scores import fraction_above
-
-common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 
 def shipped_models_table() -> list[dict]:

@@ -1,5 +1,10 @@
 """Latent space (report Fig. 4/5): where the AE and the VAE of one latent size put the test digits, and what
 their decoders make of points in that space."""
+from studio import pages_mode
+
+# First, before the heavy imports: a fresh server may have run this page without app.py.
+pages_mode.run_through_app()
+
 from functools import partial
 
 import numpy as np
@@ -30,8 +35,6 @@ from vae.latent import (
     reconstruct_rows,
     tile,
 )
-
-common.run_through_app()  # first: a fresh server may have run this page without app.py
 
 LATENT_SIZES = (2, 3, 64)
 OPENING_SIZE = 3  # the report's figures: latent 3, seen in 3-D

@@ -10,7 +10,6 @@ import numpy as np
 import streamlit as st
 import torch
 
-from studio import pages_mode
 from vae import load_checkpoint, load_mnist, precomputed, registry
 from vae.checkpoint import CHECKPOINT_DIR
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root, rows_seen_by
@@ -18,9 +17,6 @@ from vae.devices import describe as describe_device
 from vae.devices import pick_device
 from vae.latent import cluster_scores, embed_dataset
 from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, dataset_errors, threshold
-
-run_through_app = pages_mode.run_through_app  # the pages call common.run_through_app() first
-
 
 DEFAULT_MODEL = "vae-z64.pt"
 MODEL_KEY = "model_path"  # session state: path (str) of the model chosen in the sidebar
