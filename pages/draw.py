@@ -12,7 +12,7 @@ import streamlit_drawable_canvas as canvas
 
 from studio import common, draw_inputs
 from vae import prepare_array
-from vae.correction import DEFAULT_LEVEL, correct, corrected_regions, result_csv, skipped_specks, verdict
+from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, corrected_regions, result_csv, skipped_specks, verdict
 from vae.data import to_float
 from vae.display import (
     circle_regions,
@@ -33,6 +33,11 @@ INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280
 INDEX_KEY = "draw_test_index"
 LEVEL_KEY = "draw_level"
+SPOT_MODE_KEY = "draw_spot_mode"
+SPOT_MODES = ("Calibrated", "Manual level")
+SPOT_MODE_HELP = ("Calibrated: spots where this digit differs from the closest digit the model can draw, above "
+                  "a level set on the model's training digits, so a clean digit is seldom circled. Manual: the "
+                  "plain input–reconstruction difference, at a level you choose.")
 
 
 def drawn_digit() -> tuple[np.ndarray, str] | None:
@@ -117,20 +122,32 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     outcome = verdict(result.score, limit)
     percentile = percentile_of(result.score, train_errors)
 
-    st.session_state.setdefault(LEVEL_KEY, DEFAULT_LEVEL)
-    level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=LEVEL_KEY,
-                      help="A pixel is corrected where |reconstruction − input| exceeds this "
-                      "(pixels run from 0 to 1); touching corrected pixels form one circled spot.")
-    regions = corrected_regions(result.diff, level)
+    calibrated = common.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=SPOT_MODE_KEY,
+                                         help=SPOT_MODE_HELP), SPOT_MODES) == SPOT_MODES[0]
+    if calibrated:
+        level = common.spot_level_for(entry)
+        diff = common.fitted_difference_for(entry, digit)
+    else:
+        st.session_state.setdefault(LEVEL_KEY, DEFAULT_LEVEL)
+        level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=LEVEL_KEY,
+                          help="A pixel is corrected where |reconstruction − input| exceeds this "
+                          "(pixels run from 0 to 1); touching corrected pixels form one circled spot.")
+        diff = result.diff
+    regions = corrected_regions(diff, level)
     panels = [upscale(to_rgb(result.input)), upscale(to_rgb(result.reconstruction)),
-              upscale(render_difference(result.diff)), circle_regions(result.input, regions)]
-    captions = ["What the model sees", f"Reconstruction by {entry.name}", "Difference", "Spots circled"]
+              upscale(render_difference(diff)), circle_regions(result.input, regions)]
+    captions = ["What the model sees", f"Reconstruction by {entry.name}",
+                "Difference, closest digit" if calibrated else "Difference", "Spots circled"]
     for column, panel, caption in zip(st.columns(4), panels, captions):
         column.image(panel, width="stretch", caption=caption)
-    spots = describe_regions(regions, skipped_specks(result.diff, level))
-    st.caption("Difference = reconstruction − input, the same scale for every image: :blue[**blue**] = ink the "
+    spots = describe_regions(regions, skipped_specks(diff, level))
+    compared_to = ("the closest digit the model can draw (its code fitted to this image) − input" if calibrated
+                   else "reconstruction − input")
+    st.caption(f"Difference = {compared_to}, the same scale for every image: :blue[**blue**] = ink the "
                "model added, :orange[**orange**] = ink it removed, black = unchanged; full brightness is a change "
-               f"of the whole pixel range. At level {level:.2f}: {spots}.")
+               f"of the whole pixel range. At level {level:.2f}: {spots}."
+               + (f" The level is {entry.name}'s own: {100 - CALIBRATION_PERCENTILE:.0f} % of its training digits "
+                  "have a spot above it." if calibrated else ""))
 
     score_column, percentile_column, verdict_column = st.columns(3)
     score_column.metric("Anomaly score", f"{result.score:.1f}",
@@ -146,7 +163,7 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
                 f"so this digit is :{colour}[**{called}**].")
 
     row = {"model": entry.name, "input": name, "score": result.score, "percentile": percentile,
-           "threshold": limit, "verdict": outcome, "spots": len(regions)}
+           "threshold": limit, "verdict": outcome, "spots": len(regions), "spot_level": level}
     png_column, csv_column, compare_column = st.columns(3)
     png_column.download_button("Picture (PNG)", png_bytes(result_sheet(panels, captions)), "correction.png",
                                "image/png", icon=":material/download:", key="draw_download_png")

@@ -10,8 +10,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae import load_checkpoint, load_mnist, precomputed, registry
+from vae import calibrate_spot_level, load_checkpoint, load_mnist, precomputed, registry
 from vae.checkpoint import CHECKPOINT_DIR
+from vae.correction import fitted_difference
 from vae.data import FALLBACK_SUBSET, MnistData, default_data_root, rows_seen_by
 from vae.devices import describe as describe_device
 from vae.devices import pick_device
@@ -154,6 +155,32 @@ def get_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
     if shipped is not None:
         return shipped.cluster_scores
     return cluster_scores(get_embeddings(path, mtime, root), get_data(root).test_labels.numpy())
+
+
+@st.cache_data(show_spinner="Calibrating the spots on 1,000 of the model's training digits (once per model)…",
+               max_entries=16)
+def get_spot_level(path: str, mtime: float, root: str) -> float:
+    """The model's calibrated spot level (vae/correction.py), from its own training digits."""
+    shipped = get_precomputed(path, mtime, root)
+    if shipped is not None:
+        return shipped.spot_level
+    model, _ = get_model(path, mtime)
+    return calibrate_spot_level(model, get_data(root).train_images[torch.from_numpy(seen_rows(path, mtime, root))])
+
+
+def spot_level_for(entry: registry.CheckpointEntry) -> float:
+    return get_spot_level(str(entry.path), entry.mtime, default_data_root())
+
+
+@st.cache_data(show_spinner="Fitting the model's code to this digit…", max_entries=64)
+def _fitted_difference(path: str, mtime: float, digit: np.ndarray) -> np.ndarray:
+    model, _ = get_model(path, mtime)
+    return fitted_difference(model, digit)
+
+
+def fitted_difference_for(entry: registry.CheckpointEntry, digit: np.ndarray) -> np.ndarray:
+    """The closest digit the model can draw − `digit` (28, 28), cached: the canvas reruns the page often."""
+    return _fitted_difference(str(entry.path), entry.mtime, np.asarray(digit, dtype=np.float32))
 
 
 def errors_for(entry: registry.CheckpointEntry) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ KEPT_KEY = "draw_kept"  # session state: dict of copies of the inputs (widget ke
 COMPARED_KEY = "draw_compared"  # session state: list of digits kept for the comparison table, newest first
 CANVAS_KEY = "draw_canvas"
 UPLOAD_KEY = "draw_upload"
-WIDGET_KEYS = ("draw_input", "draw_test_index", "draw_flaw", "draw_flaw_seed", "draw_level")
+WIDGET_KEYS = ("draw_input", "draw_test_index", "draw_flaw", "draw_flaw_seed", "draw_level", "draw_spot_mode")
 COMPARED_LIMIT = 5
 
 

@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from studio.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
-from vae.correction import correct
+from vae.correction import correct, corrected_regions, skipped_specks
 from vae.display import upscale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,8 @@ def test_a_drawn_digit_shows_its_reconstruction_score_and_verdict(canvas, seven_
     assert metrics(at)["Training percentile"].endswith("%")
     assert_consistent_verdict(at)
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("Difference = reconstruction − input") and "blue" in c and "orange" in c for c in captions)
+    assert any(c.startswith("Difference = the closest digit the model can draw") and "blue" in c and "orange" in c
+               for c in captions)  # the spots start from the calibrated level
     captions = image_captions(at)
     for shown in ("What the model sees", "Reconstruction by vae-z64", "Difference", "Spots circled"):
         assert any(c.startswith(shown) for c in captions), shown
@@ -233,6 +234,44 @@ def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatc
     assert any("No VAE with latent 3" in c.value for c in at.caption)
 
 
+# --- the corrected spots ------------------------------------------------------------------------------
+
+def spots_caption(at) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Difference = "))
+
+
+def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_there_to_explore(canvas, mnist):
+    """Test digit 3 with a scratch: the page circles what vae.corrected_spots finds at vae-z64's shipped
+    calibrated level; Manual shows the plain difference at the chosen level instead."""
+    from vae import corrected_spots, precomputed
+    from vae.data import to_float
+    from vae.display import describe_regions
+    from vae.flaws import add_flaw
+
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    at.number_input(key="draw_test_index").set_value(3).run()
+    at.selectbox(key="draw_flaw").set_value("scratch").run()
+    assert not at.exception and not at.error
+    assert at.radio(key="draw_spot_mode").value == "Calibrated"
+    level = precomputed.load(CHECKPOINTS / "vae-z64.pt", mnist).spot_level
+    digit = add_flaw(to_float(mnist.test_images[3:4])[0, 0].numpy(), "scratch", 0)
+    model, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")
+    spots = corrected_spots(model, digit, level)
+    assert len(spots) == 1 and not corrected_spots(model, to_float(mnist.test_images[3:4])[0, 0].numpy(), level)
+    caption = spots_caption(at)
+    assert f"At level {level:.2f}: {len(spots)} corrected spot" in caption and "3 % of its training digits" in caption
+    assert "Difference, closest digit" in image_captions(at)
+
+    at.radio(key="draw_spot_mode").set_value("Manual level").run()
+    at.slider(key="draw_level").set_value(0.5).run()
+    manual = correct(model, digit)
+    assert spots_caption(at).startswith("Difference = reconstruction − input")
+    assert f"At level 0.50: {describe_regions(corrected_regions(manual.diff, 0.5), skipped_specks(manual.diff, 0.5))}." \
+        in spots_caption(at)
+
+
 # --- the input is kept for the session ----------------------------------------------------------------
 
 def leave_and_come_back(at, percentile: float = 95.0) -> AppTest:
@@ -250,6 +289,7 @@ def test_a_test_digit_and_its_settings_are_kept_when_the_user_leaves_the_page_an
     at.number_input(key="draw_test_index").set_value(5).run()
     at.selectbox(key="draw_flaw").set_value("scratch").run()
     at.number_input(key="draw_flaw_seed").set_value(3).run()
+    at.radio(key="draw_spot_mode").set_value("Manual level").run()
     at.slider(key="draw_level").set_value(0.3).run()
     score, digit = metrics(at)["Anomaly score"], at.session_state[DRAWN_DIGIT_KEY]
     at = leave_and_come_back(at)
@@ -258,6 +298,7 @@ def test_a_test_digit_and_its_settings_are_kept_when_the_user_leaves_the_page_an
     assert at.number_input(key="draw_test_index").value == 5
     assert at.selectbox(key="draw_flaw").value == "scratch"
     assert at.number_input(key="draw_flaw_seed").value == 3
+    assert at.radio(key="draw_spot_mode").value == "Manual level"
     assert at.slider(key="draw_level").value == 0.3
     assert metrics(at)["Anomaly score"] == score  # the same digit ...
     assert "95th percentile" in next(m.value for m in at.markdown if m.value.startswith("Threshold"))  # ... new threshold

@@ -142,8 +142,8 @@ def test_noise_leaves_many_specks_that_are_counted_not_circled():
 
 def test_result_csv_has_a_header_and_one_line_per_result():
     row = {"model": "vae-z64", "input": "test #0 + scratch (seed 1)", "score": 12.345, "percentile": 97.25,
-           "threshold": 30.0, "verdict": "normal", "spots": 2}
+           "threshold": 30.0, "verdict": "normal", "spots": 2, "spot_level": 0.8275}
     lines = result_csv([row, {**row, "model": "ae-z64"}]).splitlines()
     assert lines[0] == ",".join(RESULT_FIELDS)
-    assert lines[1] == "vae-z64,test #0 + scratch (seed 1),12.35,97.2%,30.00,normal,2"
+    assert lines[1] == "vae-z64,test #0 + scratch (seed 1),12.35,97.2%,30.00,normal,2,0.828"
     assert len(lines) == 3 and lines[2].startswith("ae-z64,")

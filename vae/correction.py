@@ -155,18 +155,23 @@ def spot_peak(diff: np.ndarray, min_area: int = MIN_REGION_AREA) -> float:
     return low
 
 
+def fitted_difference(model, images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) or (28, 28) images in [0, 1] → the same shape: the closest digit the model can draw
+    (`project`) − the image. The calibrated spots are read from this map."""
+    images = np.asarray(images, dtype=np.float32)
+    return (project(model, images.reshape(-1, 28, 28)) - images.reshape(-1, 28, 28)).reshape(images.shape)
+
+
 def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> float:
     """The spot level at which CALIBRATION_PERCENTILE % of (a sample of) the training images have no spot."""
     rows = np.random.default_rng(seed).choice(len(train_images), min(n, len(train_images)), replace=False)
     images = to_float(train_images[torch.from_numpy(np.sort(rows))]).numpy()[:, 0]
-    differences = project(model, images) - images
-    return float(np.percentile([spot_peak(d) for d in differences], CALIBRATION_PERCENTILE))
+    return float(np.percentile([spot_peak(d) for d in fitted_difference(model, images)], CALIBRATION_PERCENTILE))
 
 
 def corrected_spots_batch(model, images: np.ndarray, level: float) -> tuple[list[list[Spot]], np.ndarray]:
     """(N, 28, 28) images → (spots of each, the (N, 28, 28) differences projection − image)."""
-    images = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28)
-    differences = project(model, images) - images
+    differences = fitted_difference(model, np.asarray(images, dtype=np.float32).reshape(-1, 28, 28))
     return [spots_in(d, level) for d in differences], differences
 
 
@@ -216,7 +221,7 @@ def verdict(score: float, limit: float) -> str:
 
 # --- one result as a row of a table or a CSV file ---------------------------------------------------
 
-RESULT_FIELDS = ("model", "input", "score", "percentile", "threshold", "verdict", "spots")
+RESULT_FIELDS = ("model", "input", "score", "percentile", "threshold", "verdict", "spots", "spot_level")
 
 
 def result_csv(rows: list[dict]) -> str:
@@ -227,5 +232,5 @@ def result_csv(rows: list[dict]) -> str:
     writer.writeheader()
     for row in rows:
         writer.writerow({**row, "score": f"{row['score']:.2f}", "threshold": f"{row['threshold']:.2f}",
-                         "percentile": f"{row['percentile'] / 100:.1%}"})
+                         "percentile": f"{row['percentile'] / 100:.1%}", "spot_level": f"{row['spot_level']:.3f}"})
     return buffer.getvalue()
