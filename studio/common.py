@@ -160,11 +160,11 @@ def get_cluster_scores(path: str, mtime: float, root: str) -> dict[str, float]:
 @st.cache_data(show_spinner="Calibrating the spots on 1,000 of the model's training digits (once per model)…",
                max_entries=16)
 def get_spot_level(path: str, mtime: float, root: str) -> float:
-    """The model's calibrated spot level (vae/correction.py), from its own training digits."""
-    shipped = get_precomputed(path, mtime, root)
-    if shipped is not None:
-        return shipped.spot_level
+    """The model's calibrated spot level (vae/correction.py): stored in its checkpoint, else (a model from
+    before calibration) measured on its own training digits."""
     model, _ = get_model(path, mtime)
+    if model.spot_level is not None:
+        return model.spot_level
     return calibrate_spot_level(model, get_data(root).train_images[torch.from_numpy(seen_rows(path, mtime, root))])
 
 

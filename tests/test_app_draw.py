@@ -241,9 +241,9 @@ def spots_caption(at) -> str:
 
 
 def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_there_to_explore(canvas, mnist):
-    """Test digit 3 with a scratch: the page circles what vae.corrected_spots finds at vae-z64's shipped
-    calibrated level; Manual shows the plain difference at the chosen level instead."""
-    from vae import corrected_spots, precomputed
+    """Test digit 3 with a scratch: the page circles what vae.corrected_spots finds at the calibrated level
+    stored in vae-z64's checkpoint; Manual shows the plain difference at the chosen level instead."""
+    from vae import corrected_spots
     from vae.data import to_float
     from vae.display import describe_regions
     from vae.flaws import add_flaw
@@ -255,11 +255,11 @@ def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_ther
     at.selectbox(key="draw_flaw").set_value("scratch").run()
     assert not at.exception and not at.error
     assert at.radio(key="draw_spot_mode").value == "Calibrated"
-    level = precomputed.load(CHECKPOINTS / "vae-z64.pt", mnist).spot_level
-    digit = add_flaw(to_float(mnist.test_images[3:4])[0, 0].numpy(), "scratch", 0)
     model, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")
-    spots = corrected_spots(model, digit, level)
-    assert len(spots) == 1 and not corrected_spots(model, to_float(mnist.test_images[3:4])[0, 0].numpy(), level)
+    level = model.spot_level  # stored in the checkpoint
+    digit = add_flaw(to_float(mnist.test_images[3:4])[0, 0].numpy(), "scratch", 0)
+    spots = corrected_spots(model, digit)
+    assert len(spots) == 1 and not corrected_spots(model, to_float(mnist.test_images[3:4])[0, 0].numpy())
     caption = spots_caption(at)
     assert f"At level {level:.2f}: {len(spots)} corrected spot" in caption and "3 % of its training digits" in caption
     assert "Difference, closest digit" in image_captions(at)

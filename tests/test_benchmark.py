@@ -13,6 +13,7 @@ from vae.data import to_float
 from vae.detector import DETECTOR_SCORES, Detector
 from vae.flaws import add_flaw
 from vae.model import ConvAE
+from vae.registry import SHIPPED
 from vae.scores import SCORES, anomaly_score, blur, squared_error
 
 from conftest import subprocess_env
@@ -71,8 +72,14 @@ def test_detector_fits_on_training_images_and_separates_other_digits(mnist):
     assert set(SCORES) < set(DETECTOR_SCORES)
 
 
+def test_every_shipped_and_one_class_model_stores_its_calibrated_spot_level():
+    for path in [*(CHECKPOINT_DIR / name for name in SHIPPED), *sorted((CHECKPOINT_DIR / "one-class").glob("*.pt"))]:
+        model, metadata = load_checkpoint(path)
+        assert 0 < model.spot_level < 1 and model.spot_level == metadata["spot_level"], path.name
+
+
 def test_corrected_spots_circle_a_scratch_with_boxes_and_masks_on_the_28_grid(vae64, mnist):
-    vae64.spot_level = calibrate_spot_level(vae64, mnist.train_images, n=300)
+    vae64.spot_level = calibrate_spot_level(vae64, mnist.train_images, n=300)  # not the stored one: the API's path
     image = to_float(mnist.test_images[0]).numpy()[0]
     scratched = add_flaw(image, "scratch", seed=3)
     flaw = np.abs(scratched - image) > 0.1
@@ -89,7 +96,7 @@ def test_corrected_spots_circle_a_scratch_with_boxes_and_masks_on_the_28_grid(va
     with pytest.raises(ValueError, match="28, 28"):
         corrected_spots(vae64, np.zeros((14, 14)))
     with pytest.raises(ValueError, match="calibrated"):
-        corrected_spots(ConvAE(2), image)
+        corrected_spots(ConvAE(2), image)  # built, not loaded: no level yet
 
 
 def test_one_class_json_matches_a_fresh_computation_from_the_shipped_models(mnist):

@@ -46,6 +46,7 @@ def test_train_writes_a_loadable_checkpoint(cli_runs):
     assert meta["lr"] == 1e-2 and meta["batch_size"] == 256 and meta["seed"] == 0
     assert len(meta["history"]) == 1 and meta["history"][0]["epoch"] == 1
     assert 100 < meta["test_loss"]["total"] < 550  # learned something in 3 steps, not much
+    assert 0 < meta["spot_level"] <= 1 and model.spot_level == meta["spot_level"]  # calibrated on its 1,000 images
     printed = float(re.search(r"test loss (\d+\.\d\d)", proc.stdout).group(1))
     assert printed == round(meta["test_loss"]["total"], 2)
 

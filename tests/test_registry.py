@@ -146,6 +146,10 @@ def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reas
         "loss-text": ({"kind": "vae", "latent_dim": 2, "state_dict": good,
                        "metadata": {"test_loss": {"total": "low"}}}, "test_loss"),
         "owner-forged": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"owner": "../x"}}, "owner"),
+        "spot-level-nan": ({"kind": "vae", "latent_dim": 2, "state_dict": good,
+                            "metadata": {"spot_level": float("nan")}}, "spot_level"),
+        "spot-level-text": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"spot_level": "0.5"}},
+                            "spot_level"),
         "metadata-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": [1, 2]}, "metadata"),
     }
     for name, (payload, _) in payloads.items():

@@ -115,8 +115,9 @@ def one_class(data: MnistData, kind: str = "vae", latent: int = 64, epochs: int 
                                            device="cpu"), on_progress)
                 model.cpu().use_device_kernels("cpu")
                 if seed == 0:
+                    own = data.select(digits=[digit]).train_images
                     save_checkpoint(model, path, {"digits": [digit], "epochs": epochs, "seed": seed,
-                                                  "train_images": len(data.select(digits=[digit]).train_images),
+                                                  "train_images": len(own), "spot_level": calibrate_spot_level(model, own),
                                                   "data_source": data.source, "batch_size": batch_size,
                                                   "train_loss": {k.removeprefix("train_"): v for k, v in
                                                                  result.history[-1].items() if k.startswith("train_")},

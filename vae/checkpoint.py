@@ -139,6 +139,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     model.to(device).use_device_kernels(device).eval()
     metadata = validate_metadata(payload.get("metadata"), name)
     metadata.update(kind=model.kind, latent_dim=model.latent_dim, beta=model.config.beta)
+    model.spot_level = metadata.get("spot_level")  # vae.corrected_spots's default level; None if not calibrated
     return model, metadata
 
 
@@ -157,6 +158,7 @@ _METADATA_RULES = {
     "owner": ("an owner key", lambda v: isinstance(v, str) and OWNER_PATTERN.match(v) is not None),
     "train_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
     "test_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
+    "spot_level": ("a level between 0 and 1", lambda v: _finite_number(v) and 0 <= v <= 1),
 }
 
 

@@ -178,8 +178,8 @@ def corrected_spots_batch(model, images: np.ndarray, level: float) -> tuple[list
 def corrected_spots(model, image, level: float | None = None) -> list[Spot]:
     """The spots where the model corrects a (1, 28, 28) or (28, 28) image in [0, 1] (array or tensor).
 
-    `level` defaults to the model's calibrated one (`model.spot_level`, set by `calibrate_spot_level`'s
-    callers and kept in checkpoints)."""
+    `level` defaults to the model's calibrated one: `model.spot_level`, which load_checkpoint reads from the
+    checkpoint (every model trained by this project stores it; see calibrate_spot_level)."""
     image = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=np.float32)
     if image.shape not in ((28, 28), (1, 28, 28)):
         raise ValueError(f"expected a (1, 28, 28) or (28, 28) image, got shape {image.shape}")

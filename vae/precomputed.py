@@ -1,8 +1,7 @@
 """What a cold app would otherwise compute on a visitor's first visit, shipped beside the checkpoints.
 
 For each shipped model, checkpoints/precomputed/<model>.npz holds the reconstruction error of every
-training and test image, the test set's latent codes, the 2-D cluster scores and the calibrated spot
-level (vae/correction.py), computed from full
+training and test image, the test set's latent codes and the 2-D cluster scores, computed from full
 MNIST by scripts/write_precomputed.py. A file counts only for the exact checkpoint it was computed
 from (its sha256) and the same data (source and split sizes): a retrained or replaced checkpoint, or
 the offline fallback, is computed afresh instead. Read with numpy alone, never unpickled.
@@ -19,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CHECKPOINT_DIR
-from .correction import calibrate_spot_level
 from .data import MnistData
 from .latent import cluster_scores, embed_dataset
 from .scores import dataset_errors
 
 PRECOMPUTED_DIR = CHECKPOINT_DIR / "precomputed"
-FORMAT = "conv-vae-studio-precomputed/2"
+FORMAT = "conv-vae-studio-precomputed/1"
 SCORE_NAMES = ("knn_accuracy", "silhouette", "size_ratio")  # the order of the stored cluster scores
 
 
@@ -35,7 +33,6 @@ class Precomputed:
     test_errors: np.ndarray  # (test images,) float64
     test_embeddings: np.ndarray  # (test images, latent) float32
     cluster_scores: dict[str, float]
-    spot_level: float  # |fitted difference| that only CALIBRATION_PERCENTILE % of training digits stay under
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -58,7 +55,6 @@ def compute(model, data: MnistData) -> Precomputed:
         test_errors=dataset_errors(model, data.test_images),
         test_embeddings=embeddings,
         cluster_scores=cluster_scores(embeddings, data.test_labels.numpy()),
-        spot_level=calibrate_spot_level(model, data.train_images),
     )
 
 
@@ -74,8 +70,7 @@ def write(path: str | os.PathLike, pre: Precomputed, checkpoint_sha256: str, dat
                 f, format=np.array(FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
                 data_source=np.array(data_source), train_errors=pre.train_errors.astype(np.float32),
                 test_errors=pre.test_errors.astype(np.float32), test_embeddings=pre.test_embeddings.astype(np.float16),
-                cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64),
-                spot_level=np.array(pre.spot_level, dtype=np.float64))
+                cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -97,8 +92,7 @@ def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLi
             pre = Precomputed(
                 train_errors=f["train_errors"].astype(np.float64), test_errors=f["test_errors"].astype(np.float64),
                 test_embeddings=f["test_embeddings"].astype(np.float32),
-                cluster_scores=dict(zip(SCORE_NAMES, map(float, f["cluster_scores"]))),
-                spot_level=float(f["spot_level"]))
+                cluster_scores=dict(zip(SCORE_NAMES, map(float, f["cluster_scores"]))))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged or of another layout: compute
         return None
     if (len(pre.train_errors), len(pre.test_errors), len(pre.test_embeddings)) != (

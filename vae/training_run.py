@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, check_writable_folder, default_checkpoint_path, save_checkpoint
+from .correction import calibrate_spot_level
 from .data import MnistData, load_mnist
 from .model import ModelConfig, build_model
 from .registry import SHIPPED
@@ -71,6 +72,7 @@ def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: Trai
         "data_source": data.source,
         "train_loss": evaluate_loss(model, data.train_images),
         "test_loss": evaluate_loss(model, data.test_images),
+        "spot_level": calibrate_spot_level(model, data.train_images),  # on the images it was trained on
         "device": str(model.device),
         "train_seconds": round(result.seconds, 1),
         "images_per_s": round(result.images_per_s),
