@@ -151,8 +151,9 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
 
     score_column, percentile_column, verdict_column = st.columns(3)
     score_column.metric("Anomaly score", f"{result.score:.1f}",
-                        help="Sum over the 784 pixels of (reconstruction − input)²: the number the "
-                        "Error histograms page counts.")
+                        help="Sum over the 784 pixels of (blur(reconstruction − input))², the difference blurred by "
+                        "1 px so that a stroke drawn a pixel off counts little while missing or extra ink counts "
+                        "fully: the number the Error histograms page counts.")
     percentile_column.metric("Training percentile", f"{percentile / 100:.1%}",
                              help="Share of the training images whose score is at or below this one.")
     verdict_column.metric("Verdict", outcome.upper())

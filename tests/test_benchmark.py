@@ -24,11 +24,14 @@ def vae64():
     return load_checkpoint(CHECKPOINT_DIR / "vae-z64.pt")[0]
 
 
-def test_anomaly_score_is_the_reports_squared_error_by_default_and_offers_the_others(vae64, mnist):
+def test_anomaly_score_is_the_blurred_squared_error_by_default_and_offers_the_others(vae64, mnist):
     x = to_float(mnist.test_images[:8])
     default = anomaly_score(vae64, x)
     assert default.shape == (8,)
-    assert torch.allclose(default, squared_error(vae64.reconstruct(x), x), rtol=1e-5)
+    difference = vae64.reconstruct(x) - x
+    assert torch.allclose(default, blur(difference).pow(2).flatten(1).sum(1), rtol=1e-5)
+    assert torch.allclose(anomaly_score(vae64, x, "squared_error"), squared_error(vae64.reconstruct(x), x), rtol=1e-5)
+    assert (default < anomaly_score(vae64, x, "squared_error")).all()  # blurring spreads and cancels ±
     assert torch.equal(anomaly_score(vae64, mnist.test_images[:8]), default)  # uint8 in, same score
     assert torch.equal(anomaly_score(vae64, x[:, 0]), default)  # (N, 28, 28) too
     for score in SCORES:
