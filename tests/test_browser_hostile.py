@@ -162,6 +162,7 @@ def test_a_forged_pick_touches_no_file_but_the_visitors_own(server, page, space,
 FORGED_CHOICES = {  # widget key → (page, texts to click, each making a rerun that sends the widget, a value no option has)
     "draw_flaw": ("draw", ["Test digit", "Random"], "../../etc/passwd"),
     "draw_input": ("draw", ["Test digit"], "Upload'; DROP TABLE"),
+    "draw_spot_mode": ("draw", ["Test digit", "Manual level"], "Manual"),
     "hist_rule": ("histograms", ["training maximum"], "__class__"),
     "latent_size": ("latent", ["2"], "65"),
 }
