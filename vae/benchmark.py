@@ -178,8 +178,10 @@ def spot_hits(spots_per_image: list[list], masks: np.ndarray) -> dict[str, float
 
 def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", log: Log = _quiet) -> dict:
     """Per flaw kind: image AUROC (score), pixel AUROC (|difference|), spot hit rate and precision; and the
-    share of clean digits with at least one spot. Spots at the level calibrated on training images."""
-    level = calibrate_spot_level(model, data.train_images)
+    share of clean digits with at least one spot. Spots at the model's calibrated level (stored in its
+    checkpoint, else measured on the training images here)."""
+    level = getattr(model, "spot_level", None)
+    level = calibrate_spot_level(model, data.train_images) if level is None else level
     result = {"score": score, "images": n, "spot_level": level, "kinds": {}}
     clean = None
     for kind in FLAW_KINDS[1:]:
