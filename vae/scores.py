@@ -25,7 +25,7 @@ SCORES = {
     "kl": "KL of the posterior q(z | x) to the prior N(0, 1): a latent-space score (VAE only)",
 }
 # The measured best of these per-image scores (README, "How well it detects"): over the report's squared
-# error, one-class MNIST 97.6 vs 96.8 mean AUROC, other digits 80.2 vs 71.3, flaws 0.2 to 4 points better
+# error, one-class MNIST 97.5 vs 96.6 mean AUROC (3 seeds), other digits 80.2 vs 71.3, flaws 0.2 to 4 points better
 # (noise 0.4 worse). BCE spots other digits best (99.1) but is worst one-class (90.0).
 DEFAULT_SCORE = "blurred_error"
 BLUR_SIGMA = 1.0  # px
