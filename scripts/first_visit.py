@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from streamlit_server import CHROMIUM_ARGS, chromium_path, running_app  # noqa: E402
+from streamlit_server import CHROMIUM_ARGS, IDLE_SELECTOR, chromium_path, running_app  # noqa: E402
 
 PAGES = {"home": "/", "draw": "/draw", "latent": "/latent", "histograms": "/histograms"}
 GOALS_S = {"home": 5.0, "draw": 5.0, "latent": 10.0, "histograms": 5.0}
@@ -39,8 +39,8 @@ def visit(browser, url: str) -> tuple[float, float]:
                     "() => (document.querySelector('[data-testid=\"stMain\"]')?.innerText || '').trim().length > 0"):
                 first_text = now - start
             # Before the script's first run starts the app shows nothing and no running indicator either:
-            # quiet counts only once the main area holds something.
-            running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+            # quiet counts only once the main area holds something and the script has run and stopped.
+            running = page.locator('[data-testid="stStatusWidget"]').count() > 0 or not page.locator(IDLE_SELECTOR).count()
             if running or first_text is None:
                 quiet_since = None
             elif quiet_since is None:

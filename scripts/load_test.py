@@ -23,7 +23,15 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from streamlit_server import ARTIFACTS, CHROMIUM_ARGS, ERROR_SELECTOR, ROOT, chromium_path, running_app  # noqa: E402
+from streamlit_server import (  # noqa: E402
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    ERROR_SELECTOR,
+    IDLE_SELECTOR,
+    ROOT,
+    chromium_path,
+    running_app,
+)
 
 FLAW = "scratch: a stray stroke"
 STEP_TIMEOUT_S = 180
@@ -78,12 +86,12 @@ class RssSampler(threading.Thread):
 
 
 async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
-    """Streamlit shows a 'running' status widget while the script runs; wait until it is gone for 1.5 s."""
+    """As tests/streamlit_server.wait_until_idle: the script has run and stopped, and stayed so for 1.5 s."""
     await page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
-        if await page.locator('[data-testid="stStatusWidget"]').count():
+        if await page.locator('[data-testid="stStatusWidget"]').count() or not await page.locator(IDLE_SELECTOR).count():
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()

@@ -89,14 +89,20 @@ def _stop(process: subprocess.Popen) -> None:
         pass
 
 
+IDLE_SELECTOR = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
 def wait_until_idle(page, timeout_s: float = 180) -> None:
-    """Streamlit shows a 'running' status widget while the script runs; wait until it has been gone for 1.5 s.
-    (Playwright's sync API.)"""
+    """Wait until the script has run and stopped, and stayed so for 1.5 s. (Playwright's sync API.)
+
+    Idle is the app's own script state "notRunning" (not "initial": a visitor's first run can start seconds
+    late while other sessions import PyTorch; not "rerunRequested": a click's rerun may not have begun yet)
+    with no 'running' status widget shown."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
     deadline = time.time() + timeout_s
     quiet_since = None
     while time.time() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count():
+        if page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE_SELECTOR).count():
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.time()
