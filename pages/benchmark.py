@@ -60,8 +60,9 @@ else:
     digits = [str(d) for d in config["digits"]]
     bars = go.Figure()
     for score in HIGHLIGHT:
-        spread = f" ± {summary[score]['sd']:.1f}" if config["seeds"] > 1 else ""
-        bars.add_bar(name=f"{score} (mean {summary[score]['mean']:.1f}{spread})", x=digits,
+        # Two decimals: the seeds' spread of the best scores is a few hundredths.
+        spread = f" ± {summary[score]['sd']:.2f}" if config["seeds"] > 1 else ""
+        bars.add_bar(name=f"{score} (mean {summary[score]['mean']:.2f}{spread})", x=digits,
                      y=[summary[score]["per_digit"][d] for d in digits])
     # The published means as lines named in the legend: labels written on the plot sat on the bars.
     for paper, dash in zip(benchmark.PUBLISHED, ["dot", "dash", "solid"]):
