@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from .checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
 from .correction import calibrate_spot_level, corrected_spots_batch
 from .data import MnistData, to_float
 from .detector import DETECTOR_SCORES, Detector
+from .files import write_atomically
 from .flaws import FLAW_KINDS, add_flaw
 from .model import build_model
 from .preprocess import prepare_array
@@ -268,22 +268,8 @@ def classifier(data: MnistData, path: str | os.PathLike = CLASSIFIER_PATH, retra
         return model.eval()
     log("training the digit classifier (2 epochs)…")
     model = train_classifier(data)
-    _write_atomically(path, lambda f: torch.save(model.state_dict(), f))
+    write_atomically(path, lambda f: torch.save(model.state_dict(), f))
     return model
-
-
-def _write_atomically(path: Path, write) -> None:
-    """write(binary file) into a readable temp file beside `path`, then os.replace: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes it private; results are for everyone
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @torch.no_grad()
@@ -312,7 +298,7 @@ def write_results(benchmark: str, results: dict, folder: str | os.PathLike = RES
     payload = {"benchmark": benchmark, "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
                "seconds": None if seconds is None else round(seconds, 1), "results": results}
-    _write_atomically(path, lambda f: f.write(json.dumps(payload, indent=1, allow_nan=True).encode()))
+    write_atomically(path, lambda f: f.write(json.dumps(payload, indent=1, allow_nan=True).encode()))
     return path
 
 

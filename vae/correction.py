@@ -15,7 +15,7 @@ import torch
 from scipy import ndimage
 
 from .data import to_float
-from .scores import anomaly_score
+from .scores import pixel_score
 
 # Chosen on flawed MNIST test digits through a trained 64-dim VAE: at these values a clean digit
 # shows about one spot or none (stroke edges shift a little everywhere), while a scratch or blob
@@ -208,8 +208,9 @@ def correct(model, image28: np.ndarray) -> Correction:
         raise ValueError(f"expected a prepared 28×28 image, got shape {image28.shape}")
     x = torch.from_numpy(image28).view(1, 1, 28, 28)
     model.eval()
-    recon = model.reconstruct(x).cpu()[0, 0].numpy()
-    score = float(anomaly_score(model, x)[0])  # the histograms' score
+    recon = model.reconstruct(x).cpu()
+    score = float(pixel_score(recon, x)[0])  # the histograms' score, without reconstructing again
+    recon = recon[0, 0].numpy()
     return Correction(image28, recon, difference_map(image28, recon), score)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from .checkpoint import CHECKPOINT_DIR
 from .data import MnistData
+from .files import write_atomically
 from .latent import cluster_scores, embed_dataset
 from .scores import dataset_errors
 
@@ -62,20 +62,11 @@ def write(path: str | os.PathLike, pre: Precomputed, checkpoint_sha256: str, dat
     """Atomically: a temp file in the same folder, then os.replace. Errors are float32 (7 digits, far more
     than any caption shows) and the latent codes float16 (3 digits: a scatter plot's dot is coarser), so a
     64-D model's file is under 1.5 MB."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f, format=np.array(FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
-                data_source=np.array(data_source), train_errors=pre.train_errors.astype(np.float32),
-                test_errors=pre.test_errors.astype(np.float32), test_embeddings=pre.test_embeddings.astype(np.float16),
-                cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda f: np.savez_compressed(
+        f, format=np.array(FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
+        data_source=np.array(data_source), train_errors=pre.train_errors.astype(np.float32),
+        test_errors=pre.test_errors.astype(np.float32), test_embeddings=pre.test_embeddings.astype(np.float16),
+        cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64)))
 
 
 def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLike = PRECOMPUTED_DIR) -> Precomputed | None:

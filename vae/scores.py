@@ -40,7 +40,7 @@ DEFAULT_RULE = ("percentile", 99.0)
 
 
 def squared_error(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 28, 28) reconstructions and images → (N,) sum of squared pixel differences: the score."""
+    """(N, 1, 28, 28) reconstructions and images → (N,) sum of squared pixel differences: the report's score."""
     return (reconstruction - x).pow(2).flatten(1).sum(1)
 
 
@@ -82,11 +82,22 @@ def anomaly_score(model, x: torch.Tensor, score: str = "default") -> torch.Tenso
         if score == "neg_elbo" and posterior is not None:
             nats = nats + _kl_to_prior(posterior)
         return nats.cpu()
-    difference = torch.sigmoid(logits) - x
+    return pixel_score(torch.sigmoid(logits), x, score).cpu()
+
+
+PIXEL_SCORES = ("squared_error", "blurred_error", "absolute_error")  # from the reconstruction alone
+
+
+def pixel_score(reconstruction: torch.Tensor, x: torch.Tensor, score: str = "default") -> torch.Tensor:
+    """(N, 1, 28, 28) reconstructions and images → (N,) scores, for the scores of PIXEL_SCORES."""
+    score = DEFAULT_SCORE if score == "default" else score
+    if score not in PIXEL_SCORES:
+        raise ValueError(f"{score!r} is not one of the pixel scores {', '.join(PIXEL_SCORES)}")
+    difference = reconstruction - x
     if score == "blurred_error":
         difference = blur(difference)
     per_pixel = difference.abs() if score == "absolute_error" else difference.pow(2)
-    return per_pixel.flatten(1).sum(1).cpu()
+    return per_pixel.flatten(1).sum(1)
 
 
 def _kl_to_prior(posterior: Normal) -> torch.Tensor:
