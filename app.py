@@ -1,37 +1,30 @@
-"""Conv-VAE anomaly studio: `streamlit run app.py`."""
-import sys
+"""Conv-VAE anomaly studio: `streamlit run app.py`.
+
+The server runs studio/main.py for every visit (the navigation over pages/ and the sidebar). Importing
+PyTorch, the models' code and the plotting libraries takes seconds on a small machine: it happens here,
+once, while the server starts, instead of on the first visitor's watch.
+"""
+import asyncio
+from contextlib import asynccontextmanager
 
 import streamlit as st
 
-from studio import pages_mode
 
-pages_mode.restart_if_legacy()  # a fresh server's legacy pages-folder mode may have run this as a page
-st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
+def import_what_the_pages_use() -> None:
+    import pandas  # noqa: F401
+    import plotly.graph_objects  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import sklearn.manifold  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import streamlit_drawable_canvas  # noqa: F401
 
-# Before PyTorch loads, so a first visitor sees the app's own pages in the sidebar at once.
-navigation = st.navigation([
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/draw.py", title="Draw & correct", icon=":material/draw:"),
-    st.Page("pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
-    st.Page("pages/histograms.py", title="Error histograms", icon=":material/bar_chart:"),
-    st.Page("pages/benchmark.py", title="Detection benchmark", icon=":material/fact_check:"),
-])
+    import studio.common  # noqa: F401  (PyTorch and the vae package)
 
-# The first visit to a fresh server spends seconds importing PyTorch: say so instead of a blank page.
-starting = st.empty()
-if "torch" not in sys.modules:
-    starting.caption("Starting the studio: loading PyTorch and the models…")
 
-import torch  # noqa: E402
+@asynccontextmanager
+async def load_before_serving(_app):
+    await asyncio.to_thread(import_what_the_pages_use)
+    yield
 
-from studio.common import sidebar  # noqa: E402
 
-pages_mode.mark_app_run()  # before any page runs: the pages check it (pages_mode.run_through_app)
-
-# One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two
-# threads contending with training jobs or other work took 100+ ms per call on a 2-core machine.
-torch.set_num_threads(1)
-starting.empty()
-
-sidebar()
-navigation.run()
+app = st.App("studio/main.py", lifespan=load_before_serving)

@@ -1,9 +1,4 @@
 """Detection benchmark: how often the models are right, against the literature (numbers from `python -m vae benchmark`)."""
-from studio import pages_mode
-
-# First, before the heavy imports: a fresh server may have run this page without app.py.
-pages_mode.run_through_app()
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go

@@ -1,10 +1,5 @@
 """Draw & correct (report Fig. 6 and Fig. 8): one digit in, what the model gives back, what it
 corrected, and whether its score crosses the anomaly threshold."""
-from studio import pages_mode
-
-# First, before the heavy imports: a fresh server may have run this page without app.py.
-pages_mode.run_through_app()
-
 import numpy as np
 import pandas as pd
 import streamlit as st

@@ -1,9 +1,4 @@
 """Error histograms (report Fig. 7): reconstruction error of every training and test image, and the threshold."""
-from studio import pages_mode
-
-# First, before the heavy imports: a fresh server may have run this page without app.py.
-pages_mode.run_through_app()
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st

@@ -1,13 +1,8 @@
 """Home: what the report found, where each figure lives in the app, and the shipped models' own
 numbers behind it, computed live."""
-from studio import pages_mode
-
-# First, before the heavy imports: a fresh server may have run this page without app.py.
-pages_mode.run_through_app()
-
 import streamlit as st
 
-from studio import common
+from studio import common, navigation
 from studio.latent_text import compare_cluster_scores
 from vae import registry
 from vae.data import default_data_root
@@ -81,28 +76,28 @@ st.subheader("Fig. 4 / 5 — latent clusters")
 st.markdown("With a 2- or 3-dimensional latent, both models sort the digits into clusters without ever seeing "
             "a label. The AE's clusters differ in size and leave wide empty gaps between them; the VAE's are "
             "tighter, more equal in size, and fill the gaps — the sign of a model that generalises.")
-st.page_link("pages/latent.py", label="Latent space: the clusters of every model, 2-D and 3-D", icon="🌌")
+st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D", icon="🌌")
 show_cluster_scores()
 
 st.subheader("Fig. 6 — local correction")
 st.markdown("A VAE with a 64-dimensional latent, given a digit it never saw, returns the same digit with its "
             "local flaws corrected — faint strokes filled in, small protrusions removed — and no misreading. "
             "Comparing input and output finds the flawed spots.")
-st.page_link("pages/draw.py", label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
+st.page_link(navigation.page_file("draw"), label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
              "corrected spots circled", icon="✏️")
 
 st.subheader("Fig. 7 — error as an anomaly score")
 st.markdown("Histograms of the reconstruction error of training images and of unseen test images overlap, "
             "but in the high-error tail the share of unseen images rises. So an error above a threshold set on "
             "the training images flags an anomaly.")
-st.page_link("pages/histograms.py", label="Error histograms: both histograms, the tail, and the threshold "
+st.page_link(navigation.page_file("histograms"), label="Error histograms: both histograms, the tail, and the threshold "
              "rule that every page uses", icon="📊")
 show_threshold()
 
 st.subheader("Fig. 8 — too small a latent over-corrects")
 st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
             "outputs look alike, and some digits come back as a different digit.")
-st.page_link("pages/draw.py", label="Draw & correct, lower half: the same digit through latent 3 vs 64 and "
+st.page_link(navigation.page_file("draw"), label="Draw & correct, lower half: the same digit through latent 3 vs 64 and "
              "AE vs VAE", icon="✏️")
 
 st.header("The shipped models")

@@ -1,10 +1,5 @@
 """Latent space (report Fig. 4/5): where the AE and the VAE of one latent size put the test digits, and what
 their decoders make of points in that space."""
-from studio import pages_mode
-
-# First, before the heavy imports: a fresh server may have run this page without app.py.
-pages_mode.run_through_app()
-
 from functools import partial
 
 import numpy as np

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import common
+from studio import common, navigation
 from vae import benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 @pytest.fixture(scope="module")
 def page():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.switch_page("pages/benchmark.py").run()
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
+    at.switch_page(navigation.page_file("benchmark")).run()
     return at
 
 

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from studio import navigation
 from studio.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
 from vae.correction import correct, corrected_regions, skipped_specks
@@ -88,8 +89,8 @@ def real_st_canvas_parameters() -> set[str]:
 
 
 def draw_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.switch_page("pages/draw.py")
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=TIMEOUT)
+    at.switch_page(navigation.page_file("draw"))
     return at.run()
 
 
@@ -276,10 +277,10 @@ def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_ther
 
 def leave_and_come_back(at, percentile: float = 95.0) -> AppTest:
     """Open Error histograms, set the threshold to a training percentile there, and come back."""
-    at.switch_page("pages/histograms.py").run()
+    at.switch_page(navigation.page_file("histograms")).run()
     assert not at.exception
     at.slider(key="hist_percentile").set_value(percentile).run()
-    return at.switch_page("pages/draw.py").run()
+    return at.switch_page(navigation.page_file("draw")).run()
 
 
 def test_a_test_digit_and_its_settings_are_kept_when_the_user_leaves_the_page_and_comes_back(canvas):

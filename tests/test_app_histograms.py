@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from studio import common
+from studio import common, navigation
 from vae.scores import dataset_errors, fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,9 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 @pytest.fixture(scope="module")
 def page():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[common.MODEL_KEY] = str(MODEL)
-    at.switch_page("pages/histograms.py").run()
+    at.switch_page(navigation.page_file("histograms")).run()
     return at
 
 
@@ -88,8 +88,8 @@ def test_training_maximum_flags_no_training_image(page, errors):
 def test_the_choice_survives_a_visit_to_another_page(page):
     page.radio(key="hist_rule").set_value("percentile").run()
     page.slider(key="hist_percentile").set_value(97.5).run()
-    page.switch_page("pages/home.py").run()
-    page.switch_page("pages/histograms.py").run()
+    page.switch_page(navigation.page_file("home")).run()
+    page.switch_page(navigation.page_file("histograms")).run()
     assert_clean(page)
     assert page.radio(key="hist_rule").value == "percentile"
     assert page.slider(key="hist_percentile").value == 97.5
@@ -101,7 +101,7 @@ def test_the_threshold_chosen_here_is_the_one_the_draw_page_uses(page, errors):
     page.radio(key="hist_rule").set_value("mean_k_sigma").run()
     page.slider(key="hist_k").set_value(2.5).run()
     limit = threshold(train, "mean_k_sigma", 2.5)
-    page.switch_page("pages/draw.py").run()
+    page.switch_page(navigation.page_file("draw")).run()
     next(r for r in page.radio if r.label == "Input").set_value("Test digit").run()
     assert_clean(page)
     said = " ".join(m.value for m in page.markdown)
@@ -144,9 +144,9 @@ def one_class(mnist, tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_class_page(one_class):
     path, _ = one_class
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[common.MODEL_KEY] = str(path)
-    at.switch_page("pages/histograms.py").run()
+    at.switch_page(navigation.page_file("histograms")).run()
     return at
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import common
+from studio import common, navigation
 from studio.common import THRESHOLD_KEY
 from vae import registry
 from vae.data import load_fallback_subset
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 def home(rule=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=180)
     if rule is not None:
         at.session_state[THRESHOLD_KEY] = rule
     return at.run()

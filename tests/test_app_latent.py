@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from studio import navigation
 from studio.common import DRAWN_DIGIT_KEY, MODEL_KEY
 from vae.checkpoint import CHECKPOINT_DIR, save_checkpoint
 from vae.model import ConvVAE
@@ -25,8 +26,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 def page():
     """One session on the Latent space page, shared by the tests below (in file order); the sidebar holds the
     app's default model, as on a first visit."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    at.switch_page("pages/latent.py").run()
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
+    at.switch_page(navigation.page_file("latent")).run()
     return at
 
 
@@ -201,9 +202,9 @@ def trace_length(values) -> int:
 
 
 def test_the_latent_size_follows_the_sidebar_model_on_a_fresh_visit():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[MODEL_KEY] = str(CHECKPOINTS / "ae-z2.pt")
-    at.switch_page("pages/latent.py").run()
+    at.switch_page(navigation.page_file("latent")).run()
     assert_clean(at)
     assert at.radio(key="latent_size").value == 2
     assert re.search(r"AE · latent 2", " ".join(s.value for s in at.subheader))
@@ -213,8 +214,8 @@ def test_the_model_picked_in_the_sidebar_is_the_one_shown_beside_its_counterpart
     path = CHECKPOINT_DIR / "vae-z2-latent-page-test.pt"
     save_checkpoint(ConvVAE(2), path, {"data_source": "mnist"})
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-        at.switch_page("pages/latent.py").run()
+        at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
+        at.switch_page(navigation.page_file("latent")).run()
         assert at.radio(key="latent_size").value == 3
         at.selectbox(key=MODEL_KEY).set_value(str(path)).run()  # picked in the sidebar
         assert_clean(at)

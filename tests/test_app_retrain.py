@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import common, retrain
+from studio import common, navigation, retrain
 from vae import jobs, registry
 from vae.checkpoint import CHECKPOINT_DIR, save_checkpoint
 from vae.model import ConvVAE
@@ -36,7 +36,7 @@ def run_app(at: AppTest) -> AppTest:
 
 @pytest.fixture
 def app():
-    return run_app(AppTest.from_file(str(ROOT / "app.py"), default_timeout=120))
+    return run_app(AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120))
 
 
 def shipped_state() -> dict:
@@ -127,7 +127,7 @@ def test_a_diverging_training_shows_a_clear_error_and_keeps_the_selection(app):
 
 def app_for(token: str | None) -> AppTest:
     """A visitor opening the app's URL, with ?space=TOKEN if given (a reload or a bookmark)."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120)
     if token is not None:
         at.query_params[common.SPACE_PARAM] = token
     return run_app(at)
@@ -183,7 +183,7 @@ def test_the_owner_cancels_a_job_from_another_page_after_a_reload_and_nobody_els
         assert not [b for b in stranger.button if b.label == "Cancel"]  # not theirs to cancel
 
         owner = app_for(token)  # the owner reloads the page: a new session, the same URL
-        owner.switch_page("pages/histograms.py")
+        owner.switch_page(navigation.page_file("histograms"))
         run_app(owner)
         rerun_until(owner, lambda: jobs.shared_manager().get(job.id).state == jobs.RUNNING)
         cancel = [b for b in owner.button if b.label == "Cancel"]

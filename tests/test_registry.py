@@ -6,6 +6,7 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from studio import navigation
 from vae import registry
 from vae.checkpoint import CHECKPOINT_DIR, default_checkpoint_path, save_checkpoint
 from vae.model import ConvAE, ConvVAE
@@ -189,7 +190,7 @@ def test_a_broken_checkpoint_is_listed_with_its_reason_and_the_others_keep_worki
     broken = CHECKPOINT_DIR / "zz-broken-by-test.pt"
     broken.write_bytes(b"\x80\x04garbage")
     try:
-        at = AppTest.from_file(str(CHECKPOINT_DIR.parent / "app.py"), default_timeout=120).run()
+        at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120).run()
         assert not at.exception
         warnings = [w.value for w in at.sidebar.warning]
         assert any("zz-broken-by-test.pt" in w and "cannot be used" in w for w in warnings)
@@ -206,7 +207,7 @@ def test_a_checkpoint_with_bad_metadata_breaks_no_page(app_environment):
     bad = CHECKPOINT_DIR / "zz-bad-metadata-by-test.pt"
     save_checkpoint(ConvVAE(2), bad, {"digits": 5, "test_loss": {"total": 1.0}})
     try:
-        at = AppTest.from_file(str(CHECKPOINT_DIR.parent / "app.py"), default_timeout=120).run()
+        at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120).run()
         assert not at.exception
         assert any("zz-bad-metadata-by-test.pt" in w.value and "digits" in w.value for w in at.sidebar.warning)
         assert str(bad) not in at.sidebar.selectbox[0].options
