@@ -1,23 +1,34 @@
 """The report's convolutional AE and VAE on MNIST: models, data, training, checkpoints, analysis.
 
 No Streamlit here: the app's pages only lay out what this package computes.
+
+The names below are loaded on first use (PEP 562), not when the package is imported: `python -m vae
+--help`, a training job's start and an upload's decoding then import only the modules they use.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.4.0"  # as in pyproject.toml
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .correction import Spot, calibrate_spot_level, corrected_spots
-from .data import FALLBACK_SUBSET, FULL_MNIST, MnistData, load_mnist
-from .model import ConvAE, ConvVAE, ModelConfig, build_model
-from .preprocess import prepare_array, prepare_image
-from .scores import SCORES, anomaly_score
-from .train import Progress, TrainConfig, TrainingDiverged, TrainResult, evaluate_loss, train
+_EXPORTS = {  # name → the module that defines it
+    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "Spot": "correction", "calibrate_spot_level": "correction", "corrected_spots": "correction",
+    "SCORES": "scores", "anomaly_score": "scores",
+    "FALLBACK_SUBSET": "data", "FULL_MNIST": "data", "MnistData": "data", "load_mnist": "data",
+    "ConvAE": "model", "ConvVAE": "model", "ModelConfig": "model", "build_model": "model",
+    "prepare_array": "preprocess", "prepare_image": "preprocess",
+    "Progress": "train", "TrainConfig": "train", "TrainingDiverged": "train", "TrainResult": "train",
+    "evaluate_loss": "train",  # the training loop itself is vae.train.train: `vae.train` is its module
+}
+__all__ = list(_EXPORTS)
 
-__all__ = [
-    "CheckpointError", "load_checkpoint", "save_checkpoint",
-    "Spot", "calibrate_spot_level", "corrected_spots",
-    "SCORES", "anomaly_score",
-    "FALLBACK_SUBSET", "FULL_MNIST", "MnistData", "load_mnist",
-    "ConvAE", "ConvVAE", "ModelConfig", "build_model",
-    "prepare_array", "prepare_image",
-    "Progress", "TrainConfig", "TrainingDiverged", "TrainResult", "evaluate_loss", "train",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

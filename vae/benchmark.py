@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from . import __version__
@@ -65,6 +64,8 @@ def _quiet(_: str) -> None:
 
 def auroc(normal_scores, anomaly_scores) -> float:
     """AUROC in percent of telling anomalies (positives) from normal images by a score."""
+    from sklearn.metrics import roc_auc_score  # here: scikit-learn takes ~2 s to import, and every CLI run reads this module
+
     normal_scores, anomaly_scores = np.asarray(normal_scores), np.asarray(anomaly_scores)
     labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomaly_scores))]
     return float(100.0 * roc_auc_score(labels, np.r_[normal_scores, anomaly_scores]))
@@ -189,6 +190,8 @@ def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", 
         clean_scores = dataset_scores(model, torch.from_numpy(clean[:, None]), score)
         flawed_scores = dataset_scores(model, torch.from_numpy(flawed[:, None]), score)
         spots, differences = corrected_spots_batch(model, flawed, level)
+        from sklearn.metrics import roc_auc_score
+
         pixel_auroc = 100.0 * roc_auc_score(masks.ravel(), np.abs(differences).ravel()) if masks.any() else float("nan")
         result["kinds"][kind] = {"image_auroc": auroc(clean_scores, flawed_scores), "pixel_auroc": float(pixel_auroc),
                                  **spot_hits(spots, masks)}

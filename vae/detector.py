@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.neighbors import NearestNeighbors
 
 from .latent import embed_dataset
 from .scores import SCORES, dataset_scores
@@ -29,7 +28,7 @@ class Detector:
         if score not in DETECTOR_SCORES:
             raise ValueError(f"unknown score {score!r}; choose one of {', '.join(DETECTOR_SCORES)}")
         self.model, self.score = model, score
-        self.neighbours: NearestNeighbors | None = None
+        self.neighbours = None  # a fitted sklearn NearestNeighbors
         self.scale: dict[str, tuple[float, float]] = {}  # term → (mean, sd) over the training images
 
     def fit(self, train_images: torch.Tensor) -> Detector:
@@ -37,6 +36,8 @@ class Detector:
         if len(train_images) <= NEIGHBOURS:
             raise ValueError(f"fitting needs more than {NEIGHBOURS} training images, got {len(train_images)}")
         if self.score in ("latent_knn", "combined"):
+            from sklearn.neighbors import NearestNeighbors  # here: ~2 s to import, and the CLI imports this module
+
             codes = embed_dataset(self.model, train_images)
             self.neighbours = NearestNeighbors(n_neighbors=NEIGHBOURS + 1).fit(codes)
             # Each training code's nearest neighbour is itself: leave it out, as for an unseen image.

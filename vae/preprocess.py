@@ -5,9 +5,13 @@ anti-aliased), and placed in 28×28 with their centre of mass at the centre.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 BOX = 20  # longest side of the ink, in pixels
 SIZE = 28
@@ -103,4 +107,6 @@ def prepare_array(img) -> np.ndarray:
 
 def prepare_image(img) -> torch.Tensor:
     """Any digit image (PIL or numpy; gray, RGB or RGBA; uint8 or float) → (1, 1, 28, 28) in [0, 1]."""
+    import torch  # here: an upload is decoded and prepared (prepare_array) without PyTorch
+
     return torch.from_numpy(prepare_array(img)).view(1, 1, SIZE, SIZE)
