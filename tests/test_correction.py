@@ -17,6 +17,7 @@ from vae.correction import (
     difference_map,
     result_csv,
     skipped_specks,
+    spot_peaks,
     verdict,
 )
 from vae.data import to_float
@@ -148,3 +149,24 @@ def test_result_csv_has_a_header_and_one_line_per_result():
     assert lines[0] == ",".join(RESULT_FIELDS)
     assert lines[1] == "vae-z64,test #0 + scratch (seed 1),12.35,97.2%,30.00,normal,2,0.828"
     assert len(lines) == 3 and lines[2].startswith("ae-z64,")
+
+
+def spot_peak_by_scanning(diff: np.ndarray) -> float:
+    """The definition, read literally: the largest |value| v at which {|diff| >= v} still holds a spot."""
+    levels = [v for v in np.unique(np.abs(diff)) if v > 0]
+    return max((float(v) for v in levels if corrected_regions(diff, np.nextafter(np.float32(v), np.float32(-1)))),
+               default=0.0)
+
+
+def test_spot_peaks_of_many_maps_at_once_equal_each_maps_own_highest_spot_level():
+    rng = np.random.default_rng(0)
+    maps = np.zeros((40, 28, 28), dtype=np.float32)
+    maps[:10] = rng.normal(0, 0.3, (10, 28, 28))  # edge jitter everywhere
+    maps[10:20] = rng.random((10, 28, 28)) * (rng.random((10, 28, 28)) < 0.2)  # sparse specks
+    maps[20:30, 5:8, 5:7] = -rng.random((10, 3, 2))  # one small spot of removed ink
+    maps[20:30, 20, 20] = 0.99  # a single pixel above it: too small to count
+    # maps[30:] stay blank: no spot at any level
+    peaks = spot_peaks(maps)
+    assert peaks.shape == (40,)
+    assert peaks.tolist() == [spot_peak_by_scanning(d) for d in maps]
+    assert (peaks[30:] == 0).all() and (peaks[20:30] > 0).all() and (peaks[20:30] < 0.99).all()

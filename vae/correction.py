@@ -144,15 +144,38 @@ def spots_in(diff: np.ndarray, level: float, min_area: int = MIN_REGION_AREA) ->
     return [Spot(region.bbox, mask, region.sign, region.peak) for region, mask in _components(diff, level, min_area)]
 
 
-def spot_peak(diff: np.ndarray, min_area: int = MIN_REGION_AREA) -> float:
-    """The highest level at which the map still has a spot of min_area pixels (0 if none at any level)."""
-    low, high = 0.0, float(np.abs(diff).max())
-    if not corrected_regions(diff, low, min_area):
-        return 0.0
-    for _ in range(16):  # bisection to ~1e-5 of the range
-        middle = (low + high) / 2
-        low, high = (middle, high) if corrected_regions(diff, middle, min_area) else (low, middle)
-    return low
+def spot_peaks(diffs: np.ndarray, min_area: int = MIN_REGION_AREA) -> np.ndarray:
+    """(N, 28, 28) difference maps → (N,) float: for each, the highest level at which it still has a spot of
+    min_area pixels (0 if none at any level).
+
+    That level is one of the map's own |values|, the largest v for which {|diff| ≥ v} holds a spot, so a
+    bisection over each map's sorted values finds it exactly; all maps step together, labelled as one stack
+    (a calibration reads 1,000 maps: one map at a time took seconds)."""
+    magnitude = np.abs(np.asarray(diffs, dtype=np.float32)).reshape(len(diffs), -1)
+    values = np.sort(magnitude, axis=1)
+    n, size = values.shape
+    maps = np.arange(n)
+
+    def has_spot(index: np.ndarray) -> np.ndarray:
+        inside = (magnitude >= values[maps, index][:, None]).reshape(n, 28, 28)
+        labels, _ = ndimage.label(inside, structure=_WITHIN_EACH_MAP)
+        big = np.bincount(labels.ravel()) >= min_area
+        big[0] = False  # the background
+        return big[labels.reshape(n, -1)].any(axis=1)
+
+    low = (values <= 0).sum(axis=1)  # the smallest non-zero value: {|diff| ≥ it} is {|diff| > 0}
+    found = low < size
+    found[found] = has_spot(np.minimum(low, size - 1))[found]
+    high = np.full(n, size)  # invariant: has_spot(low) where found, and nothing from index high on
+    while ((high - low) > 1).any():
+        middle = np.minimum((low + high) // 2, size - 1)
+        ok = has_spot(middle)
+        low, high = np.where(ok, middle, low), np.where(ok, high, middle)
+    return np.where(found, values[maps, np.minimum(low, size - 1)], 0.0).astype(np.float64)
+
+
+_WITHIN_EACH_MAP = np.zeros((3, 3, 3), dtype=bool)
+_WITHIN_EACH_MAP[1] = True  # 8-connected within a map, never across maps
 
 
 def fitted_difference(model, images: np.ndarray) -> np.ndarray:
@@ -166,7 +189,7 @@ def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION
     """The spot level at which CALIBRATION_PERCENTILE % of (a sample of) the training images have no spot."""
     rows = np.random.default_rng(seed).choice(len(train_images), min(n, len(train_images)), replace=False)
     images = to_float(train_images[torch.from_numpy(np.sort(rows))]).numpy()[:, 0]
-    return float(np.percentile([spot_peak(d) for d in fitted_difference(model, images)], CALIBRATION_PERCENTILE))
+    return float(np.percentile(spot_peaks(fitted_difference(model, images)), CALIBRATION_PERCENTILE))
 
 
 def corrected_spots_batch(model, images: np.ndarray, level: float) -> tuple[list[list[Spot]], np.ndarray]:
