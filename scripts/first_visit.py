@@ -4,8 +4,8 @@
 Usage: MNIST_ROOT=/path/to/data python scripts/first_visit.py [--pages home draw latent histograms] [--rounds 1]
 
 Per page: "first text", when the main area first shows anything (a spinner's text or the page itself), and
-"idle", when Streamlit's running indicator has been gone for 1.5 s (as tests/streamlit_server.wait_until_idle
-waits), less those 1.5 s. Both from the moment the browser is sent to the page's URL.
+"idle", when the script has run and stopped and stayed so for QUIET_S (as tests/streamlit_server.wait_until_idle
+waits), less that wait. Both from the moment the browser is sent to the page's URL.
 """
 import argparse
 import os
@@ -17,11 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from streamlit_server import CHROMIUM_ARGS, IDLE_SELECTOR, chromium_path, running_app  # noqa: E402
+from streamlit_server import CHROMIUM_ARGS, IDLE_SELECTOR, QUIET_S, chromium_path, running_app  # noqa: E402
 
 PAGES = {"home": "/", "draw": "/draw", "latent": "/latent", "histograms": "/histograms"}
 GOALS_S = {"home": 5.0, "draw": 5.0, "latent": 10.0, "histograms": 5.0}
-QUIET_S = 1.5  # the running indicator must stay gone this long before the page counts as idle
 TIMEOUT_S = 180
 
 

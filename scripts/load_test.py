@@ -28,6 +28,7 @@ from streamlit_server import (  # noqa: E402
     CHROMIUM_ARGS,
     ERROR_SELECTOR,
     IDLE_SELECTOR,
+    QUIET_S,
     ROOT,
     chromium_path,
     running_app,
@@ -86,7 +87,7 @@ class RssSampler(threading.Thread):
 
 
 async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
-    """As tests/streamlit_server.wait_until_idle: the script has run and stopped, and stayed so for 1.5 s."""
+    """As tests/streamlit_server.wait_until_idle: the script has run and stopped, and stayed so for QUIET_S."""
     await page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
     deadline = time.monotonic() + timeout_s
     quiet_since = None
@@ -95,7 +96,7 @@ async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > 1.5:
+        elif time.monotonic() - quiet_since > QUIET_S:
             return
         await asyncio.sleep(0.25)
     raise TimeoutError("the app kept running for too long")

@@ -90,10 +90,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 IDLE_SELECTOR = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# How long the script must stay stopped before a page counts as idle: the script state already tells a
+# pending rerun ("rerunRequested") from the end of the run, so this only has to outlast a message in flight.
+QUIET_S = 0.5
 
 
 def wait_until_idle(page, timeout_s: float = 180) -> None:
-    """Wait until the script has run and stopped, and stayed so for 1.5 s. (Playwright's sync API.)
+    """Wait until the script has run and stopped, and stayed so for QUIET_S. (Playwright's sync API.)
 
     Idle is the app's own script state "notRunning" (not "initial": a visitor's first run can start seconds
     late while other sessions import PyTorch; not "rerunRequested": a click's rerun may not have begun yet)
@@ -106,7 +109,7 @@ def wait_until_idle(page, timeout_s: float = 180) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.time()
-        elif time.time() - quiet_since > 1.5:
+        elif time.time() - quiet_since > QUIET_S:
             return
-        time.sleep(0.25)
+        time.sleep(0.1)
     raise AssertionError("the app kept running for too long")
