@@ -86,25 +86,11 @@ def fallback_data(tmp_path_factory):
 
 
 # --- `python -m vae` runs ---------------------------------------------------------------------------
-# Every CLI run pays for importing torch and loading MNIST. The independent ones are started together
-# at the beginning of the session, so they use the core that the single-threaded in-process tests
-# leave idle; test_cli.py runs last and only waits for their results.
+# Every CLI run pays for importing torch and loading MNIST. The ones that train are started together at
+# the beginning of the session, so they use the core that the single-threaded in-process tests leave idle;
+# test_cli.py runs last and only waits for their results. (Bad command lines are run in-process there.)
 
 CLI_TIMEOUT_S = 300
-CLI_BAD_ARGUMENTS = {  # name → (arguments, what the one error line must say)
-    "latent-0": (["train", "--latent", "0"], "latent size must be an integer from 1 to 1024, got 0"),
-    "digits-x": (["train", "--digits", "1,x"], "digits must be a comma-separated list of 0–9, got '1,x'"),
-    "lr-negative": (["train", "--lr", "-1"], "learning rate must be in (0, 10], got -1.0"),
-    "latent-abc": (["train", "--latent", "abc"], "argument --latent: invalid int value: 'abc'"),
-    "evaluate-missing": (["evaluate", "missing.pt"], "no checkpoint file at missing.pt"),
-    # the destination is checked before any data is loaded or step trained
-    "out-shipped": (["train", "--out", "checkpoints/vae-z2.pt", "--force"],
-                    "checkpoints/vae-z2.pt is a shipped model and is never overwritten; choose another --out"),
-    "out-exists": (["train", "--out", "README.md"],
-                   "README.md already exists; choose another --out, or pass --force to overwrite it"),
-    "out-no-folder": (["train", "--out", "no-such-folder/x.pt"],
-                      "the folder no-such-folder does not exist (create it first)"),
-}
 
 
 @dataclass
@@ -132,10 +118,7 @@ def start_cli(*args) -> CliRun:
 
 @pytest.fixture(scope="session")
 def cli_runs(tmp_path_factory, mnist_root):
-    """The independent CLI runs, all started at once: name → CliRun, plus the folders and files they use."""
-    from vae.checkpoint import save_checkpoint
-    from vae.model import ConvVAE
-
+    """The CLI runs that train, all started at once: name → CliRun, plus the folders and files they use."""
     folder = tmp_path_factory.mktemp("cli")
     bad_folder = folder / "bad"
     bad_folder.mkdir()
@@ -149,16 +132,6 @@ def cli_runs(tmp_path_factory, mnist_root):
         "diverge": start_cli("train", "--lr", "1.0", "--latent", 3, "--epochs", 1, "--train-size", 1000,
                              "--data-root", mnist_root, "--out", bad_folder / "diverged.pt"),
     }
-    for name, (args, _) in CLI_BAD_ARGUMENTS.items():
-        if args[0] == "train":  # small, fast defaults first: the option under test comes last and wins
-            args = ["train", "--epochs", "1", "--train-size", "50", "--data-root", mnist_root,
-                    "--out", bad_folder / f"{name}.pt", *args[1:]]
-        runs[name] = start_cli(*args)
-
-    # A damaged checkpoint for `evaluate` (the hostile ones are covered in-process, in test_checkpoint.py).
-    good = save_checkpoint(ConvVAE(3), folder / "good.pt")
-    (folder / "half.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    runs["evaluate-half"] = start_cli("evaluate", folder / "half.pt", "--data-root", mnist_root)
     yield {"folder": folder, "bad_folder": bad_folder, "shipped": shipped, **runs}
     for run in runs.values():
         if run.proc.poll() is None:
@@ -166,18 +139,28 @@ def cli_runs(tmp_path_factory, mnist_root):
             run.proc.communicate()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    """Mark every test that needs MNIST (`-m "not mnist"` deselects them), and run test_cli.py last:
-    its runs are started at the session's beginning and finish meanwhile."""
+    """Mark every test that needs MNIST (`-m "not mnist"` deselects them) and order the files.
+
+    pytest.ini runs the suite on every core (pytest-xdist, `-n auto --dist loadgroup`): each file is one
+    group, kept on one worker so its module fixtures (an AppTest page, a browser's server) are built once,
+    and the slowest files (real browsers, then other slow ones) are handed out first so the workers finish
+    together. Run in one process (`-n 0`), test_cli.py goes last: its runs start at the session's
+    beginning and finish meanwhile."""
     for item in items:
         if "mnist_root" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mnist)
-    items.sort(key=lambda item: item.path.name == "test_cli.py")
+        item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is None, item.get_closest_marker("slow") is None,
+                                 item.path.name == "test_cli.py"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _start_cli_runs_early(request):
-    if (MNIST_ROOT / "MNIST" / "raw").is_dir() and any(item.path.name == "test_cli.py" for item in request.session.items):
+    under_xdist = os.environ.get("PYTEST_XDIST_WORKER") is not None  # each worker would start them all
+    if (not under_xdist and (MNIST_ROOT / "MNIST" / "raw").is_dir()
+            and any(item.path.name == "test_cli.py" for item in request.session.items)):
         request.getfixturevalue("cli_runs")
 
 

@@ -17,7 +17,7 @@ from vae.training_run import TrainingSpec
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 300  # the machine is shared; this bounds a hang, it is not a speed requirement
 
-pytestmark = pytest.mark.usefixtures("app_environment")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 def run_app(at: AppTest) -> AppTest:

@@ -8,10 +8,11 @@ import torch
 
 from vae import benchmark
 from vae.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from vae.cli import main
 from vae.correction import calibrate_spot_level, corrected_spots
 from vae.data import to_float
 from vae.detector import DETECTOR_SCORES, Detector
-from vae.flaws import add_flaw
+from vae.flaws import FLAW_KINDS, add_flaw
 from vae.model import ConvAE
 from vae.registry import SHIPPED
 from vae.scores import SCORES, anomaly_score, blur, squared_error
@@ -121,13 +122,26 @@ def test_one_class_json_matches_a_fresh_computation_from_the_shipped_models(mnis
     assert summary["sd"] == pytest.approx(np.std(per_seed, ddof=1) if len(seeds) > 1 else 0.0, abs=1e-6)
 
 
-def test_benchmark_cli_writes_json_and_refuses_an_unknown_benchmark(tmp_path, python, repo_root, mnist_root):
+def test_ood_scores_the_other_dataset_against_the_mnist_test_digits_with_every_score(small_mnist):
+    model = load_checkpoint(CHECKPOINT_DIR / "ae-z2.pt")[0]
+    result = benchmark.ood(model, small_mnist)  # fitted on 1,024 training images here, all 60,000 in the CLI
+    assert result["images"] == 1797 and result["mnist_test_images"] == 1000
+    assert set(result["auroc"]) == set(DETECTOR_SCORES) - {"kl"}  # an AE has no KL term
+    assert all(0 <= value <= 100 for value in result["auroc"].values()), result["auroc"]
+    assert result["auroc"]["bce"] > 70  # the other dataset's digits are not MNIST's: the BCE tells them apart
+
+
+@pytest.mark.slow
+def test_benchmark_cli_writes_json_and_refuses_an_unknown_benchmark(tmp_path, python, repo_root, mnist_root, capsys):
     env = {**subprocess_env(), "MNIST_ROOT": str(mnist_root)}
-    run = subprocess.run([python, "-m", "vae", "benchmark", "ood", "--model", "ae-z2", "--results-dir", str(tmp_path),
-                          "--threads", "1"], cwd=repo_root, capture_output=True, text=True, env=env, timeout=600)
+    run = subprocess.run([python, "-m", "vae", "benchmark", "flaws", "--model", "ae-z2", "--images", "50",
+                          "--results-dir", str(tmp_path), "--threads", "1"],
+                         cwd=repo_root, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
-    result = json.loads((tmp_path / "ood.json").read_text())["results"]["models"]["ae-z2"]
-    assert result["images"] == 1797 and set(result["auroc"]) == set(DETECTOR_SCORES) - {"kl"}
-    bad = subprocess.run([python, "-m", "vae", "benchmark", "speed"], cwd=repo_root, capture_output=True, text=True,
-                         env=env, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "invalid choice" in bad.stderr
+    result = json.loads((tmp_path / "flaws.json").read_text())["results"]["models"]["ae-z2"]
+    assert result["images"] == 50 and set(result["kinds"]) == set(FLAW_KINDS[1:])
+    assert run.stdout.startswith(f"wrote {tmp_path / 'flaws.json'}")
+    with pytest.raises(SystemExit) as refused:
+        main(["benchmark", "speed"])
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and error.count("\n") == 1 and "invalid choice: 'speed'" in error

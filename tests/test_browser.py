@@ -6,10 +6,17 @@ visit every page with no error on screen, retrain a tiny model and find it in th
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from studio.common import SPACE_PARAM
+from vae import registry
+from vae.checkpoint import load_checkpoint
+
 from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
+
+CHECKPOINTS = ROOT / "checkpoints"
 
 pytestmark = pytest.mark.browser
 
@@ -90,9 +97,16 @@ def shown_value(selectbox) -> str:
     return selectbox.inner_text() + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
 
 
+def visitors_new_models(page, before: set) -> list:
+    """Checkpoints written since `before` and owned by the page's visitor (the token in its URL): other
+    tests may write models meanwhile, as pytest -n runs test files side by side."""
+    token = parse_qs(urlparse(page.url).query).get(SPACE_PARAM, [""])[0]
+    return [path for path in set(CHECKPOINTS.glob("*.pt")) - before
+            if token and load_checkpoint(path)[1].get("owner") == registry.owner_key(token)]
+
+
 def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, page):
-    checkpoints = ROOT / "checkpoints"
-    before = set(checkpoints.glob("*.pt"))
+    before = set(CHECKPOINTS.glob("*.pt"))
     page.goto(server)
     wait_until_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -113,13 +127,13 @@ def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, p
             time.sleep(0.5)
         wait_until_idle(page)
         page.screenshot(path=str(ARTIFACTS / "retrain.png"))
-        new = set(checkpoints.glob("*.pt")) - before
-        assert len(new) == 1 and next(iter(new)).name.startswith("vae-z2-")
-        assert next(iter(new)).stem in shown_value(picker)
+        made = visitors_new_models(page, before)
+        assert len(made) == 1 and made[0].name.startswith("vae-z2-"), made
+        assert made[0].stem in shown_value(picker)
         assert sidebar.get_by_text("It is selected in the model picker").count() == 1
         assert_no_errors(page, "retrain")
     finally:
-        for path in set(checkpoints.glob("*.pt")) - before:
+        for path in visitors_new_models(page, before):
             path.unlink()
 
 

@@ -1,8 +1,10 @@
-"""`python -m vae` as a user runs it: a subprocess from the repo root. Good runs write a loadable
-checkpoint and print the losses; every bad input gives one `error:` line on stderr and a non-zero exit.
+"""`python -m vae` as a user runs it. Good runs write a loadable checkpoint and print the losses; every bad
+input gives one `error:` line on stderr and a non-zero exit.
 
-The independent runs are started together at the session's beginning (conftest.cli_runs); the tests
-here wait for the results.
+Runs that train are subprocesses from the repo root, started together at the session's beginning
+(conftest.cli_runs); the tests here wait for the results. Bad command lines, which stop before any data is
+loaded, go through the same `main` in this process (a subprocess pays seconds for importing PyTorch);
+one of them, and --version, also as a subprocess, to check the exit status a shell sees.
 """
 from __future__ import annotations
 
@@ -11,12 +13,41 @@ import subprocess
 
 import pytest
 
-from vae.checkpoint import load_checkpoint
+from vae.checkpoint import load_checkpoint, save_checkpoint
+from vae.cli import main
+from vae.model import ConvVAE
 
-from conftest import CLI_BAD_ARGUMENTS, start_cli
+from conftest import ROOT, start_cli
 
+pytestmark = pytest.mark.slow  # `python -m vae` processes
+
+CLI_BAD_ARGUMENTS = {  # name → (arguments, what the one error line must say)
+    "latent-0": (["train", "--latent", "0"], "latent size must be an integer from 1 to 1024, got 0"),
+    "digits-x": (["train", "--digits", "1,x"], "digits must be a comma-separated list of 0–9, got '1,x'"),
+    "lr-negative": (["train", "--lr", "-1"], "learning rate must be in (0, 10], got -1.0"),
+    "latent-abc": (["train", "--latent", "abc"], "argument --latent: invalid int value: 'abc'"),
+    "evaluate-missing": (["evaluate", "missing.pt"], "no checkpoint file at missing.pt"),
+    # the destination is checked before any data is loaded or step trained
+    "out-shipped": (["train", "--out", "checkpoints/vae-z2.pt", "--force"],
+                    "checkpoints/vae-z2.pt is a shipped model and is never overwritten; choose another --out"),
+    "out-exists": (["train", "--out", "README.md"],
+                   "README.md already exists; choose another --out, or pass --force to overwrite it"),
+    "out-no-folder": (["train", "--out", "no-such-folder/x.pt"],
+                      "the folder no-such-folder does not exist (create it first)"),
+}
 # A wrong command line exits 2; a run that fails (a missing file, a refused destination) exits 1.
 RUNTIME_FAILURES = {"evaluate-missing", "out-shipped", "out-exists", "out-no-folder"}
+
+
+def run_here(capsys, monkeypatch, *args) -> subprocess.CompletedProcess:
+    """`python -m vae ARGS` through vae.cli.main in this process, from the repo root: status, stdout, stderr."""
+    monkeypatch.chdir(ROOT)
+    try:
+        code = main([str(arg) for arg in args])
+    except SystemExit as exit_:  # argparse: --help, --version and its own errors
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["python", "-m", "vae", *args], code, out, err)
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, code: int = 1) -> str:
@@ -75,15 +106,27 @@ def test_evaluate_prints_losses_and_source(cli_runs, mnist_root):
 
 
 @pytest.mark.parametrize("name", list(CLI_BAD_ARGUMENTS))
-def test_bad_arguments_give_one_error_line(cli_runs, name):
-    line = assert_one_error_line(cli_runs[name].result(), 1 if name in RUNTIME_FAILURES else 2)
-    message = CLI_BAD_ARGUMENTS[name][1]
+def test_bad_arguments_give_one_error_line(capsys, monkeypatch, tmp_path, mnist_root, name):
+    args, message = CLI_BAD_ARGUMENTS[name]
+    if args[0] == "train":  # small, fast defaults first: the option under test comes last and wins
+        args = ["train", "--epochs", "1", "--train-size", "50", "--data-root", mnist_root,
+                "--out", tmp_path / f"{name}.pt", *args[1:]]
+    shipped = {p: p.read_bytes() for p in (ROOT / "checkpoints").glob("*.pt")}
+    line = assert_one_error_line(run_here(capsys, monkeypatch, *args), 1 if name in RUNTIME_FAILURES else 2)
     assert message in line, line
-    assert not (cli_runs["bad_folder"] / f"{name}.pt").exists()
+    assert not list(tmp_path.iterdir())
+    assert {p: p.read_bytes() for p in shipped} == shipped
 
 
-def test_evaluate_truncated_checkpoint(cli_runs):
-    line = assert_one_error_line(cli_runs["evaluate-half"].result())
+def test_a_shell_sees_exit_status_2_for_a_bad_command_line():
+    line = assert_one_error_line(start_cli("train", "--latent", "abc").result(), 2)
+    assert line == "error: argument --latent: invalid int value: 'abc' (see: python -m vae train --help)"
+
+
+def test_evaluate_truncated_checkpoint(capsys, monkeypatch, tmp_path):
+    good = save_checkpoint(ConvVAE(3), tmp_path / "good.pt")
+    (tmp_path / "half.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    line = assert_one_error_line(run_here(capsys, monkeypatch, "evaluate", tmp_path / "half.pt"))
     assert line.startswith("error: half.pt is truncated or not a PyTorch checkpoint")
 
 
@@ -106,17 +149,18 @@ def test_force_overwrites_an_existing_file_but_nothing_overwrites_a_shipped_mode
     assert proc.returncode == 0, proc.stderr
     model, _ = load_checkpoint(cli_runs["folder"] / "existing.pt")
     assert (model.kind, model.latent_dim) == ("ae", 2)
-    assert cli_runs["out-shipped"].result().returncode != 0
     shipped = cli_runs["shipped"]  # the bytes of checkpoints/*.pt before any CLI run started
     assert "vae-z2.pt" in shipped
     now = {p.name: p.read_bytes() for p in (repo_root / "checkpoints").glob("*.pt") if p.name in shipped}
     assert now == shipped
 
 
-def test_version_and_help_show_every_default():
+def test_version_and_help_show_every_default(capsys, monkeypatch):
     version = start_cli("--version").result()
     assert version.returncode == 0 and re.fullmatch(r"python -m vae \d+\.\d+\.\d+\n", version.stdout)
-    help_text = start_cli("train", "--help").result().stdout.split("options:", 1)[1]
+    shown = run_here(capsys, monkeypatch, "train", "--help")
+    assert shown.returncode == 0
+    help_text = shown.stdout.split("options:", 1)[1]
     options = re.findall(r"^  (--[a-z-]+)", help_text, flags=re.M)
     assert len(options) >= 15
     for option in options:  # each option's help block names its default

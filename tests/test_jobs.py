@@ -116,6 +116,7 @@ save_checkpoint(ConvVAE(2), sys.argv[1])
 """
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_a_save_killed_midway_leaves_a_temp_file_that_the_next_scan_removes(tmp_path):
     import subprocess
     import sys
@@ -144,6 +145,7 @@ def test_save_without_overwrite_refuses_a_taken_name_and_leaves_no_temp_file(tmp
 
 # --- real jobs ----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_two_jobs_at_once_report_progress_and_save_two_distinct_checkpoints(manager):
     first = manager.start(TINY, owner="a" * 32)
     second = manager.start(TINY, owner="b" * 32)  # the same spec: the same name, unless kept apart
@@ -163,6 +165,7 @@ def test_two_jobs_at_once_report_progress_and_save_two_distinct_checkpoints(mana
     assert saved_files(manager.folder) == sorted(job.path.name for job in done)  # no temp files left
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_cancel_while_training_stops_and_saves_nothing(manager):
     long_job = TrainingSpec(kind="ae", latent_dim=2, epochs=50, batch_size=16, train_size=4096)
     job = manager.start(long_job)
@@ -178,6 +181,7 @@ def test_cancel_while_training_stops_and_saves_nothing(manager):
     assert not manager.cancel(job.id)  # nothing left to cancel
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_cancel_before_training_starts_ends_the_process(manager):
     job = manager.start(TINY)
     assert manager.cancel(job.id)  # the child is still starting Python: it is terminated
@@ -186,6 +190,7 @@ def test_cancel_before_training_starts_ends_the_process(manager):
     assert saved_files(manager.folder) == []
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_exploding_loss_fails_with_a_clear_message_and_saves_nothing(manager):
     job = manager.start(TrainingSpec(kind="vae", latent_dim=2, epochs=3, batch_size=128, lr=10.0, train_size=512))
     ended = manager.wait(job.id, JOB_TIMEOUT_S)
@@ -194,6 +199,7 @@ def test_exploding_loss_fails_with_a_clear_message_and_saves_nothing(manager):
     assert saved_files(manager.folder) == []
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_an_unwritable_folder_fails_before_training_with_a_clear_message(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # root ignores permissions, but not a file in the path
@@ -250,6 +256,7 @@ Path(__file__).with_name("app-ran.txt").write_text("the job ran the app's main s
 """
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_a_job_is_the_cli_and_never_runs_the_servers_main_script(manager, tmp_path, monkeypatch):
     """Under Streamlit, __main__ is app.py; a job must not execute it again (it loaded MNIST twice,
     all checkpoints, and logged ~90 warnings before its first batch)."""
@@ -267,6 +274,7 @@ def test_a_job_is_the_cli_and_never_runs_the_servers_main_script(manager, tmp_pa
     assert job.first_report is not None and job.started < job.first_report < job.finished
 
 
+@pytest.mark.slow  # a training job: a `python -m vae` process
 def test_a_job_that_ends_removes_the_temp_files_of_dead_saves(manager):
     import subprocess
     import sys

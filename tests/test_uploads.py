@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PEAK_LIMIT_MB = 100
 
+pytestmark = pytest.mark.slow  # a Python process per case
+
 CHILD = r"""
 import gc, io, json, sys
 from PIL import Image, ImageDraw
