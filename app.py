@@ -17,6 +17,7 @@ def import_what_the_pages_use() -> None:
     import sklearn.manifold  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import streamlit_drawable_canvas  # noqa: F401
+    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use, ~3 s: the Draw page's fitted spots)
 
     import studio.common  # noqa: F401  (PyTorch and the vae package)
 
