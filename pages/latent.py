@@ -8,9 +8,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from studio import common
+from studio.hover_scatter import hover_scatter
 from studio.latent_text import (
     compare_cluster_scores,
     default_pair,
+    hover_points,
     models_of_size,
     sample_selection,
     selection_summary,
@@ -48,6 +50,8 @@ ENDS_KEYS = ("latent_path_from", "latent_path_to")  # the two test digits interp
 SHOW_PATH_KEY = "latent_show_path"
 PRIOR_SEED_KEY = "latent_prior_seed"
 EXPLORE_KEY = "latent_explore_model"
+HOVER_KEY = "latent_hover"
+HOVER_SAMPLE = 2000  # digits in the hover view: each one's image travels to the browser
 MAX_SHOWN = 8  # picked digits drawn with their reconstructions
 GRID_STEPS = 20
 PATH_STEPS = 8
@@ -219,6 +223,14 @@ def model_column(kind: str, latent: int, view: str, labels: np.ndarray, digits: 
                         selection_mode=("points", "box", "lasso"), config=CHART_CONFIG)
     else:
         st.plotly_chart(fig, key=chart_key, config=CHART_CONFIG)
+    if st.session_state.get(HOVER_KEY):
+        flat = projection if dims == 2 else get_projection(*args, 2, method, TSNE_SAMPLE)  # 3-D: its first two axes
+        shown = hover_points(flat.rows, labels, digits, HOVER_SAMPLE)
+        rows = flat.rows[shown]
+        hover_scatter(flat.coords[shown], labels[rows], rows, common.data().test_images[rows, 0].numpy(),
+                      DIGIT_COLOURS, key=f"latent_hover_{kind}_{latent}_{view}")
+        st.caption(f"{len(rows):,} of these digits{' (seeded sample)' if len(rows) == HOVER_SAMPLE else ''}, "
+                   f"{' vs '.join(axis_titles(flat, 2))}, coloured as above: hover a point to see the digit.")
     return entry
 
 
@@ -386,6 +398,9 @@ if method == "tsne":
 digits = [d for d in st.pills("Digits shown", list(range(10)), selection_mode="multi", key=DIGITS_KEY,
                                        default=list(range(10)), help="Click a digit to hide or show it in the plots.")
           if d in range(10)]
+st.toggle("Show the digit under the mouse", key=HOVER_KEY,
+          help=f"Adds a 2-D view of up to {HOVER_SAMPLE:,} of the digits under each plot, where the mouse shows "
+               "the digit itself, not only its label (3-D views: their first two axes).")
 
 st.session_state.setdefault(ENDS_KEYS[0], 0)
 st.session_state.setdefault(ENDS_KEYS[1], 1)

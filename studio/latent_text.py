@@ -107,6 +107,15 @@ def sample_selection(rows: list[int], labels: np.ndarray, n: int, seed: int = 0)
     return shown
 
 
+def hover_points(rows: np.ndarray, labels: np.ndarray, digits: list[int], n: int, seed: int = 0) -> np.ndarray:
+    """Positions (into `rows`, the test rows a projection has coordinates for) of the points the hover view
+    draws: those whose label is among `digits`, a seeded random n of them when there are more, in order."""
+    shown = np.flatnonzero(np.isin(np.asarray(labels)[np.asarray(rows)], digits))
+    if len(shown) > n:
+        shown = np.sort(np.random.default_rng(seed).choice(shown, n, replace=False))
+    return shown
+
+
 def digit_counts(rows: list[int], labels: np.ndarray) -> dict[int, int]:
     """Digit → how many of the rows carry that label, the most frequent first (ties: the smaller digit)."""
     counts = np.bincount(np.asarray(labels)[list(rows)].astype(np.int64), minlength=10) if len(rows) else np.zeros(10)

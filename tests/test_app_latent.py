@@ -2,6 +2,7 @@
 size renders both models' plots, the cluster table holds numbers, picking by number shows that digit,
 and the Draw page's digit appears in the plots. One AppTest session walks through the page."""
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -143,6 +144,35 @@ def test_the_digits_shown_can_be_filtered(page):
     assert_clean(page)
     assert all(digit_traces(f) == ["3", "8"] for f in figures(page))
     page.button_group(key="latent_digits").set_value(list(range(10))).run()
+
+
+def test_the_hover_view_hands_the_browser_each_points_own_digit_and_place(page, mnist):
+    """The Embedding Projector's hover: each point's image, cut from one PNG sheet, at the point's latent code."""
+    from PIL import Image
+
+    from vae.checkpoint import load_checkpoint
+    from vae.latent import embed_dataset
+
+    page.radio(key="latent_size").set_value(2).run()
+    page.toggle(key="latent_hover").set_value(True).run()
+    assert_clean(page)
+    views = [json.loads(element.proto.json) for element in page.get("bidi_component")]
+    assert len(views) == 2  # AE and VAE
+    for data, name in zip(views, ("ae-z2.pt", "vae-z2.pt")):
+        rows = np.array(data["rows"])
+        assert len(rows) == 2000 == len(set(rows)) and data["labels"] == mnist.test_labels[rows].tolist()
+        sheet = np.asarray(Image.open(io.BytesIO(base64.b64decode(data["sheet"].split(",", 1)[1]))))
+        for i in (0, 777, 1999):
+            top, left = divmod(i, data["columns"])
+            cell = sheet[top * 28:(top + 1) * 28, left * 28:(left + 1) * 28]
+            assert np.array_equal(cell, mnist.test_images[rows[i], 0].numpy()), i
+        codes = embed_dataset(load_checkpoint(CHECKPOINTS / name)[0], mnist.test_images[rows])
+        assert np.allclose(np.c_[data["x"], data["y"]], codes, atol=0.02)  # precomputed codes are float16
+    page.button_group(key="latent_digits").set_value([3]).run()
+    assert all(set(json.loads(e.proto.json)["labels"]) == {3} for e in page.get("bidi_component"))
+    page.button_group(key="latent_digits").set_value(list(range(10)))
+    page.toggle(key="latent_hover").set_value(False).run()
+    assert not page.get("bidi_component")
 
 
 def test_the_generative_side_samples_interpolates_and_draws_the_path(page, mnist):

@@ -5,6 +5,7 @@ visit every page with no error on screen, retrain a tiny model and find it in th
 """
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -89,6 +90,27 @@ def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
     assert_no_errors(page, "direct-url")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Checkpoint", exact=True).wait_for(state="visible", timeout=30_000)
+
+
+def test_hovering_a_point_on_the_latent_page_shows_that_digit(server, page, mnist):
+    page.goto(f"{server}/latent")
+    wait_until_idle(page)
+    page.get_by_text("Show the digit under the mouse").click()
+    wait_until_idle(page)
+    canvas = page.locator(".hover-scatter canvas").first
+    canvas.scroll_into_view_if_needed()
+    x, y = canvas.evaluate("canvas => canvas.pointsOnScreen[0]")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    tip = page.locator(".hover-scatter .tip").first
+    tip.wait_for(state="visible", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "latent-hover.png"))
+    shown = re.fullmatch(r"digit (\d) · test #(\d+)", tip.inner_text().strip())
+    assert shown, tip.inner_text()
+    assert int(shown.group(1)) == int(mnist.test_labels[int(shown.group(2))])
+    image = tip.locator(".digit")
+    assert "data:image/png;base64," in image.evaluate("element => getComputedStyle(element).backgroundImage")
+    assert_no_errors(page, "latent-hover")
 
 
 def shown_value(selectbox) -> str:

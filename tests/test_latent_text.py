@@ -10,6 +10,7 @@ from studio.latent_text import (
     compare_cluster_scores,
     default_pair,
     digit_counts,
+    hover_points,
     models_of_size,
     sample_selection,
     selection_summary,
@@ -112,3 +113,15 @@ def test_a_forged_selection_event_selects_nothing_and_raises_nothing(points):
     for event in ({"selection": {"points": points}}, {"selection": {"points": "xyz"}}, {"selection": 7}, "xyz"):
         assert selection_to_rows(event, [[5, 6]], n_rows=10_000) == []
     assert selection_to_rows({"selection": {"points": [{"customdata": 3.0}, *points]}}, n_rows=10_000) == [3]
+
+
+def test_hover_points_are_a_seeded_sample_of_the_digits_shown():
+    labels = np.arange(1000) % 10
+    rows = np.arange(0, 1000, 2)  # a projection of every other test row: even rows, labels 0, 2, 4, 6, 8
+    picked = hover_points(rows, labels, digits=[2, 4, 5], n=40)
+    assert len(picked) == 40 and (np.diff(picked) > 0).all()
+    assert set(labels[rows[picked]]) == {2, 4}  # no 5 has coordinates
+    assert (picked == hover_points(rows, labels, digits=[2, 4, 5], n=40)).all()
+    everything = hover_points(rows, labels, digits=[2, 4], n=1000)
+    assert len(everything) == 200 and set(labels[rows[everything]]) == {2, 4}
+    assert len(hover_points(rows, labels, digits=[], n=40)) == 0
