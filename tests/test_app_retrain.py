@@ -21,14 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
 
 def run_app(at: AppTest) -> AppTest:
-    """Run app.py itself, as the browser does on every interaction.
-
-    AppTest starts each run with a fresh page manager which, seeing a folder named pages/ beside
-    app.py, takes the app for an old-style multipage app and, from the second run on, runs only the
-    last page's file (no sidebar). Asking for no particular page makes it run app.py, whose
-    st.navigation then picks the page.
-    """
-    at._page_hash = at._finished_page_script_hash = ""
+    """Run the app's script, as the browser does on every interaction; no exception."""
     at.run()
     assert not at.exception, at.exception
     return at
