@@ -1,4 +1,2 @@
-"""The app's Streamlit glue that is not a page: the sidebar, shared caches, the visitor's space.
-
-Kept out of pages/ so that folder holds page scripts only (Streamlit treats every file in it as a page).
-"""
+"""The app's Streamlit glue that is not a page: the script every visit runs (main.py), the navigation,
+the sidebar, shared caches, the visitor's space. pages/ holds the page scripts only."""

@@ -84,7 +84,7 @@ def test_every_page_renders_without_error(server, page):
 
 
 def test_opening_a_page_url_directly_keeps_the_app_around_it(server, page):
-    """The sidebar model picker (drawn by app.py) is there even when a visitor starts on /histograms."""
+    """The sidebar model picker (drawn by studio/main.py) is there even when a visitor starts on /histograms."""
     page.goto(f"{server}/histograms")
     wait_until_idle(page)
     assert_no_errors(page, "direct-url")
@@ -160,7 +160,7 @@ def test_retrain_from_the_sidebar_and_find_the_new_model_in_the_picker(server, p
 
 
 def test_first_visitors_of_a_fresh_server_all_get_the_app(browser, mnist_root):
-    """Visitors opening /draw together on a just-started server: each must get app.py's navigation and
+    """Visitors opening /draw together on a just-started server: each must get the app's navigation and
     sidebar, not Streamlit's pages-folder mode (which showed an ImportError or the bare page)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -174,7 +174,7 @@ def test_first_visitors_of_a_fresh_server_all_get_the_app(browser, mnist_root):
                 page.goto(f"{url}/draw", wait_until="commit")
             for i, page in enumerate(pages):
                 # A visitor's first run may start seconds late (others are importing PyTorch), so an idle
-                # page alone proves nothing yet: wait for app.py's navigation, then for the run to end.
+                # page alone proves nothing yet: wait for the app's navigation, then for the run to end.
                 nav = page.locator('[data-testid="stSidebarNav"]')
                 try:
                     nav.get_by_role("link", name="Latent space").wait_for(state="attached", timeout=120_000)
@@ -183,7 +183,7 @@ def test_first_visitors_of_a_fresh_server_all_get_the_app(browser, mnist_root):
                 wait_until_idle(page)
                 assert_no_errors(page, f"fresh-{i}")
                 page.locator('[data-testid="stSidebar"]').get_by_text("Checkpoint", exact=True).wait_for(
-                    state="visible", timeout=30_000)  # app.py's sidebar
+                    state="visible", timeout=30_000)  # the app's sidebar
         finally:
             for context in contexts:
                 context.close()
