@@ -18,6 +18,7 @@ def import_what_the_pages_use() -> None:
     import sklearn.metrics  # noqa: F401
     import streamlit_drawable_canvas  # noqa: F401
     import torch._dynamo  # noqa: F401  (torch.optim imports it on first use, ~3 s: the Draw page's fitted spots)
+    import torchvision.utils  # noqa: F401  (the digit tiles, vae.latent.tile)
 
     import studio.common  # noqa: F401  (PyTorch and the vae package)
 
