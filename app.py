@@ -20,7 +20,7 @@ def import_what_the_pages_use() -> None:
     import torch._dynamo  # noqa: F401  (torch.optim imports it on first use, ~3 s: the Draw page's fitted spots)
     import torchvision.utils  # noqa: F401  (the digit tiles, vae.latent.tile)
 
-    import studio.common  # noqa: F401  (PyTorch and the vae package)
+    import studio.sidebar  # noqa: F401  (PyTorch and the vae package)
 
 
 @asynccontextmanager

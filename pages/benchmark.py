@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from sklearn.metrics import roc_curve
 
-from studio import common
+from studio import caches, state
 from vae import benchmark
 from vae.checkpoint import load_checkpoint
 from vae.data import default_data_root
@@ -18,7 +18,7 @@ HIGHLIGHT = ("combined", "blurred_error", "squared_error")
 
 @st.cache_resource(show_spinner="Scoring the test digits with the one-class model…", max_entries=8)
 def roc_points(digit: int, score: str, root: str) -> tuple[np.ndarray, np.ndarray, float]:
-    data = common.get_data(root)
+    data = caches.get_data(root)
     model, _ = load_checkpoint(benchmark.one_class_path("vae", 64, digit))
     values = Detector(model, score).fit(data.select(digits=[digit]).train_images).decision_function(data.test_images)
     anomalous = data.test_labels.numpy() != digit
@@ -28,7 +28,7 @@ def roc_points(digit: int, score: str, root: str) -> tuple[np.ndarray, np.ndarra
 
 @st.cache_resource(show_spinner="Measuring the selected model on its digits (seconds, once per model)…", max_entries=16)
 def own_digits_auroc(path: str, mtime: float, digits: tuple[int, ...], root: str) -> dict[str, float]:
-    return benchmark.evaluate_one_class(common.get_model(path, mtime)[0], common.get_data(root), digits,
+    return benchmark.evaluate_one_class(caches.get_model(path, mtime)[0], caches.get_data(root), digits,
                                         ["squared_error", "blurred_error", "combined"])
 
 
@@ -83,7 +83,7 @@ else:
     scores = [s for s in DETECTOR_SCORES if s in summary]
     score = right.selectbox("Score", scores, index=scores.index("combined"), key=SCORE_KEY,
                             format_func=lambda s: f"{s}: {DETECTOR_SCORES[s]}")
-    digit, score = common.offered(digit, list(range(10))), common.offered(score, scores)
+    digit, score = state.offered(digit, list(range(10))), state.offered(score, scores)
     if benchmark.one_class_path("vae", 64, digit).exists():
         fpr, tpr, area = roc_points(digit, score, default_data_root())
         curve = go.Figure(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"AUROC {area:.1f}"))
@@ -94,8 +94,8 @@ else:
     else:
         st.warning(f"checkpoints/one-class/vae-z64-d{digit}.pt is missing.")
 
-entry = common.selected_entry()
-own_digits = common.trained_digits(entry) if entry is not None else None
+entry = state.selected_entry()
+own_digits = entry.digits if entry is not None else None
 if entry is not None and own_digits and len(own_digits) < 10:
     st.subheader(f"The selected model, {entry.name}, on its digits")
     result = own_digits_auroc(str(entry.path), entry.mtime, tuple(own_digits), default_data_root())

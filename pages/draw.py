@@ -5,13 +5,10 @@ import pandas as pd
 import streamlit as st
 import streamlit_drawable_canvas as canvas
 
-from studio import common, draw_inputs
-from vae import prepare_array
-from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, corrected_regions, result_csv, skipped_specks, verdict
-from vae.data import to_float
-from vae.display import (
-    circle_regions,
-    describe_regions,
+from studio import caches, draw_inputs, state
+from studio.display import (
+    circle_spots,
+    describe_spots,
     png_bytes,
     render_difference,
     result_sheet,
@@ -19,10 +16,13 @@ from vae.display import (
     to_rgb,
     upscale,
 )
+from vae import prepare_array
+from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, result_csv, skipped_specks, spots_in, verdict
+from vae.data import to_float
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
-from vae.sampling import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
+from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
 from vae.scores import percentile_of
-from vae.uploads import load_uploaded_image
+from vae.server.uploads import load_uploaded_image
 
 INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280
@@ -85,7 +85,7 @@ def _pick_random_test_image(count: int) -> None:
 
 def test_digit() -> tuple[np.ndarray, str] | None:
     try:
-        d = common.data()
+        d = caches.data()
     except Exception as exc:  # DataUnavailable: neither MNIST nor the fallback subset
         st.error(f"No test images: {exc}")
         return None
@@ -98,7 +98,7 @@ def test_digit() -> tuple[np.ndarray, str] | None:
     random.button("Random", icon=":material/casino:", help="A random test image", on_click=_pick_random_test_image,
                   args=(count,), key="draw_random", width="stretch")
     flaw_column, seed_column = st.columns([3, 1], vertical_alignment="bottom")
-    flaw = common.offered(flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get,
+    flaw = state.offered(flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get,
                                                 key="draw_flaw"), FLAW_KINDS)
     seed = seed_column.number_input("Flaw seed", 0, 1_000_000, step=1, key="draw_flaw_seed", disabled=flaw == "none")
     label = int(d.test_labels[index])
@@ -110,32 +110,32 @@ def test_digit() -> tuple[np.ndarray, str] | None:
 
 def show_correction(entry, digit: np.ndarray, name: str) -> None:
     """Fig. 6 for the selected model: images, corrected spots, score and verdict, and their downloads."""
-    model, _ = common.model_for(entry)
+    model, _ = caches.model_for(entry)
     result = correct(model, digit)
-    train_errors, _ = common.errors_for(entry)
-    limit = common.current_threshold(train_errors)
+    train_errors, _ = caches.scores_for(entry)
+    limit = state.current_threshold(train_errors)
     outcome = verdict(result.score, limit)
     percentile = percentile_of(result.score, train_errors)
 
-    calibrated = common.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=SPOT_MODE_KEY,
+    calibrated = state.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=SPOT_MODE_KEY,
                                          help=SPOT_MODE_HELP), SPOT_MODES) == SPOT_MODES[0]
     if calibrated:
-        level = common.spot_level_for(entry)
-        diff = common.fitted_difference_for(entry, digit)
+        level = caches.spot_level_for(entry)
+        diff = caches.fitted_difference_for(entry, digit)
     else:
         st.session_state.setdefault(LEVEL_KEY, DEFAULT_LEVEL)
         level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=LEVEL_KEY,
                           help="A pixel is corrected where |reconstruction − input| exceeds this "
                           "(pixels run from 0 to 1); touching corrected pixels form one circled spot.")
         diff = result.diff
-    regions = corrected_regions(diff, level)
+    regions = spots_in(diff, level)
     panels = [upscale(to_rgb(result.input)), upscale(to_rgb(result.reconstruction)),
-              upscale(render_difference(diff)), circle_regions(result.input, regions)]
+              upscale(render_difference(diff)), circle_spots(result.input, regions)]
     captions = ["What the model sees", f"Reconstruction by {entry.name}",
                 "Difference, closest digit" if calibrated else "Difference", "Spots circled"]
     for column, panel, caption in zip(st.columns(4), panels, captions):
         column.image(panel, width="stretch", caption=caption)
-    spots = describe_regions(regions, skipped_specks(diff, level))
+    spots = describe_spots(regions, skipped_specks(diff, level))
     compared_to = ("the closest digit the model can draw (its code fitted to this image) − input" if calibrated
                    else "reconstruction − input")
     st.caption(f"Difference = {compared_to}, the same scale for every image: :blue[**blue**] = ink the "
@@ -154,7 +154,7 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     verdict_column.metric("Verdict", outcome.upper())
     colour = "red" if outcome == "anomaly" else "green"
     called = "an anomaly" if outcome == "anomaly" else "normal"
-    st.markdown(f"Threshold **{limit:.1f}** ({common.threshold_description()}, chosen on the Error histograms "
+    st.markdown(f"Threshold **{limit:.1f}** ({state.threshold_description()}, chosen on the Error histograms "
                 f"page): score {result.score:.1f} {'>' if outcome == 'anomaly' else '≤'} {limit:.1f}, "
                 f"so this digit is :{colour}[**{called}**].")
 
@@ -172,7 +172,7 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
 
 def show_generative_side(entry, digit: np.ndarray) -> None:
     """What a VAE's posterior says about this digit: σ per latent dimension, and decodings of z ~ q(z|x)."""
-    model, _ = common.model_for(entry)
+    model, _ = caches.model_for(entry)
     posterior = posterior_of(model, digit)
     st.subheader("The generative side")
     if posterior is None:
@@ -204,10 +204,10 @@ def show_compared(entries_by_path: dict) -> None:
         entry = entries_by_path.get(kept["model_path"])
         if entry is None:  # the model was deleted meanwhile
             continue
-        model, _ = common.model_for(entry)
+        model, _ = caches.model_for(entry)
         score = correct(model, kept["digit"]).score
-        train_errors, _ = common.errors_for(entry)
-        limit = common.current_threshold(train_errors)
+        train_errors, _ = caches.scores_for(entry)
+        limit = state.current_threshold(train_errors)
         table.append({"digit": thumbnail_url(kept["digit"]), "input": kept["input"], "model": entry.name,
                       "score": round(score, 1), "percentile": f"{percentile_of(score, train_errors) / 100:.1%}",
                       "verdict": verdict(score, limit)})
@@ -230,12 +230,12 @@ def show_comparison(entry, digit: np.ndarray) -> None:
         st.markdown(f"**{title}**")
         columns = st.columns(4)
         for (kind, dim), (recon_column, diff_column) in zip(models, (columns[:2], columns[2:])):
-            other = common.find_entry(kind, dim)
+            other = caches.find_entry(kind, dim)
             if other is None:
                 recon_column.caption(f"No {kind.upper()} with latent {dim} in checkpoints/. Train one: "
                                      f"`python -m vae train --model {kind} --latent {dim}`")
                 continue
-            model, _ = common.model_for(other)
+            model, _ = caches.model_for(other)
             result = correct(model, digit)
             recon_column.image(upscale(to_rgb(result.reconstruction)), width="stretch",
                                caption=f"{kind.upper()} z={dim} ({other.name})")
@@ -247,16 +247,16 @@ def show_comparison(entry, digit: np.ndarray) -> None:
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
     draw_inputs.restore_widgets()  # the input is kept when the user leaves the page and comes back
-    source = common.offered(st.radio("Input", INPUTS, horizontal=True, key="draw_input"), INPUTS)
+    source = state.offered(st.radio("Input", INPUTS, horizontal=True, key="draw_input"), INPUTS)
     given = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
     if given is None:
-        st.session_state.pop(common.DRAWN_DIGIT_KEY, None)
+        st.session_state.pop(state.DRAWN_DIGIT_KEY, None)
     else:
         digit, name = given
-        st.session_state[common.DRAWN_DIGIT_KEY] = digit  # the Latent space page marks it in its scatter plot
+        st.session_state[state.DRAWN_DIGIT_KEY] = digit  # the Latent space page marks it in its scatter plot
         show_correction(entry, digit, name)
         show_generative_side(entry, digit)
-    show_compared({str(e.path): e for e in common.usable_entries()})
+    show_compared({str(e.path): e for e in caches.usable_entries()})
     if given is not None:
         st.divider()
         show_comparison(entry, given[0])
@@ -267,7 +267,7 @@ st.title("Draw & correct")
 st.markdown("The report's Fig. 6: a VAE trained on MNIST gives back the *typical* version of what it sees. "
             "It fills faint or broken strokes and drops stray ink, and the input–output difference shows "
             "where. A digit it reconstructs badly has a high score: above the threshold, it is an anomaly.")
-selected = common.selected_entry()
+selected = state.selected_entry()
 if selected is None:
     st.error("No usable model in checkpoints/. Train one: `python -m vae train`.")
 else:

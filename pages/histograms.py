@@ -4,9 +4,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from studio import common
+from studio import caches, state
+from studio.display import upscale
 from vae.data import FALLBACK_SUBSET
-from vae.display import upscale
 from vae.latent import reconstruct_rows
 from vae.scores import (
     THRESHOLD_RULES,
@@ -38,7 +38,7 @@ def digits_phrase(digits: list[int]) -> str:
 
 def restore_threshold_widgets() -> None:
     """Widgets forget their values when the user leaves the page: start them from the stored choice."""
-    rule, param = common.current_threshold_rule()
+    rule, param = state.current_threshold_rule()
     st.session_state.setdefault(RULE_KEY, rule)
     if PERCENTILE_KEY not in st.session_state:
         p = param if rule == "percentile" and param is not None else 99.0
@@ -101,21 +101,21 @@ st.markdown("Reconstruction error (sum of squared pixel differences, blurred 1 p
             "model: test images of its digits, and red: of the other digits). Images whose error "
             "passes the threshold are flagged as anomalies; the Draw page uses the threshold chosen here.")
 
-entry = common.selected_entry()
+entry = state.selected_entry()
 if entry is None:
     st.error("No usable checkpoint: train one with `python -m vae train`.")
     st.stop()
 try:
-    data = common.data()
-    train_errors, test_errors = common.errors_for(entry)
+    data = caches.data()
+    train_errors, test_errors = caches.scores_for(entry)
 except Exception as exc:  # DataUnavailable, or a checkpoint that became unreadable since the scan
     st.error(f"Cannot score the images: {exc}")
     st.stop()
-digits = common.trained_digits(entry)
+digits = entry.digits
 test_labels = data.test_labels.numpy()
 own_test, other_test = split_by_digits(test_errors, test_labels, digits)
 digits_text = "all ten digits" if digits is None else digits_phrase(digits)
-st.caption(f"Model: **{common.short_label(entry)}** ({common.model_details(entry)}; pick another in the sidebar) · "
+st.caption(f"Model: **{entry.short_label}** ({entry.details}; pick another in the sidebar) · "
            f"Data: {data.source_label} · {len(train_errors):,} training images scored (the ones the model was "
            f"trained on: {digits_text}) and {len(test_errors):,} test images.")
 if data.source == FALLBACK_SUBSET:
@@ -135,7 +135,7 @@ else:
 st.subheader("Threshold")
 restore_threshold_widgets()
 controls = st.columns([2, 3])
-rule = common.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY),
+rule = state.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY),
                       THRESHOLD_RULES)
 if rule == "percentile":
     param = controls[1].slider("Training percentile", *PERCENTILE_RANGE, step=0.1, format="%.1f", key=PERCENTILE_KEY,
@@ -146,14 +146,14 @@ elif rule == "mean_k_sigma":
 else:
     param = None
     controls[1].caption("The largest error of any training image: nothing the model trained on is flagged.")
-st.session_state[common.THRESHOLD_KEY] = (rule, param)
+st.session_state[state.THRESHOLD_KEY] = (rule, param)
 limit = threshold(train_errors, rule, param)
 
 expected = expected_share_of_test(len(train_errors), len(test_errors))
 share_above, n_above = share_of_test_above(train_errors, test_errors, limit)
 # Short labels: at 1024 px four metrics share the width and longer ones are cut off.
 metrics = st.columns(4)
-metrics[0].metric("Threshold (error)", f"{limit:.2f}", help=common.threshold_description())
+metrics[0].metric("Threshold (error)", f"{limit:.2f}", help=state.threshold_description())
 metrics[1].metric("Training above", f"{fraction_above(train_errors, limit):.1%}",
                   help=f"Training images above the threshold: {int((train_errors > limit).sum()):,} of {len(train_errors):,}")
 metrics[2].metric("Test above", f"{fraction_above(test_errors, limit):.1%}",
@@ -199,7 +199,7 @@ st.caption(f"Bottom: the share of each bin's images that are test images; bins w
 st.subheader(f"The {GALLERY_SIZE} test images with the highest error")
 st.caption("Each pair: the test image, then the model's reconstruction.")
 worst = top_errors(test_errors, GALLERY_SIZE).tolist()
-model, _ = common.model_for(entry)
+model, _ = caches.model_for(entry)
 reconstructions = reconstruct_rows(model, data.test_images, worst)
 labels = test_labels
 columns = st.columns(GALLERY_COLUMNS)

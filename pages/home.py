@@ -2,16 +2,16 @@
 numbers behind it, computed live."""
 import streamlit as st
 
-from studio import common, navigation
+from studio import caches, navigation, state
 from studio.latent_text import compare_cluster_scores
-from vae import registry
 from vae.data import default_data_root
 from vae.scores import fraction_above
+from vae.server import registry
 
 
 def shipped_models_table() -> list[dict]:
     rows = []
-    for entry in common.checkpoint_entries():
+    for entry in caches.checkpoint_entries():
         if not (entry.shipped and entry.ok):
             continue
         m = entry.metadata
@@ -27,9 +27,9 @@ def shipped_models_table() -> list[dict]:
 def show_cluster_scores() -> None:
     rows, by_kind = [], {}
     for kind in ("ae", "vae"):
-        entry = common.find_entry(kind, 2)
+        entry = caches.find_entry(kind, 2)
         if entry is not None:
-            scores = by_kind[kind] = common.get_cluster_scores(str(entry.path), entry.mtime, default_data_root())
+            scores = by_kind[kind] = caches.get_cluster_scores(str(entry.path), entry.mtime, default_data_root())
             rows.append({"model": entry.name, "k-NN accuracy": 100 * scores["knn_accuracy"],
                          "silhouette": scores["silhouette"], "cluster size ratio": scores["size_ratio"]})
     if not rows:
@@ -40,7 +40,7 @@ def show_cluster_scores() -> None:
         "silhouette": st.column_config.NumberColumn(format="%.3f"),
         "cluster size ratio": st.column_config.NumberColumn(format="%.2f"),
     })
-    st.caption(f"On the {len(common.data().test_labels):,} test digits, in the 2-D latent itself. k-NN accuracy: "
+    st.caption(f"On the {len(caches.data().test_labels):,} test digits, in the 2-D latent itself. k-NN accuracy: "
                "how often a digit's 5 nearest neighbours name it correctly; silhouette (−1…1): how tight and "
                "separate the digit clusters are; size ratio: largest over smallest cluster radius, 1 = all equally big.")
     if len(by_kind) == 2:
@@ -48,16 +48,16 @@ def show_cluster_scores() -> None:
 
 
 def show_threshold() -> None:
-    entry = common.selected_entry()
+    entry = state.selected_entry()
     if entry is None:
         st.caption("No usable model selected.")
         return
-    train_errors, test_errors = common.errors_for(entry)
-    limit = common.current_threshold(train_errors)
+    train_errors, test_errors = caches.scores_for(entry)
+    limit = state.current_threshold(train_errors)
     train_share, test_share = fraction_above(train_errors, limit), fraction_above(test_errors, limit)
     comparison = "more often than" if test_share > train_share else "no more often than"
     st.markdown(f"For **{entry.name}** (chosen in the sidebar) the threshold, the "
-                f"{common.threshold_description()}, is **{limit:.1f}**. Above it: **{train_share:.1%}** of "
+                f"{state.threshold_description()}, is **{limit:.1f}**. Above it: **{train_share:.1%}** of "
                 f"the {len(train_errors):,} training images it learned from and **{test_share:.1%}** of the "
                 f"{len(test_errors):,} unseen test images — unseen digits cross it "
                 f"{comparison} seen ones.")

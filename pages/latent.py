@@ -7,7 +7,8 @@ import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
-from studio import common
+from studio import caches, state
+from studio.display import tile, upscale
 from studio.hover_scatter import hover_scatter
 from studio.latent_text import (
     compare_cluster_scores,
@@ -19,19 +20,8 @@ from studio.latent_text import (
     selection_to_rows,
 )
 from vae.data import default_data_root
-from vae.display import upscale
-from vae.generate import NoPrior, decode_point, interpolate, latent_ranges, sample_prior
-from vae.latent import (
-    KNN_K,
-    SILHOUETTE_SAMPLE,
-    TSNE_SAMPLE,
-    embed_digit,
-    grid_extent,
-    latent_grid,
-    project,
-    reconstruct_rows,
-    tile,
-)
+from vae.generate import NoPrior, decode_grid, decode_point, interpolate, latent_ranges, sample_prior
+from vae.latent import KNN_K, SILHOUETTE_SAMPLE, TSNE_SAMPLE, embed_digit, reconstruct_rows, reduce
 
 LATENT_SIZES = (2, 3, 64)
 OPENING_SIZE = 3  # the report's figures: latent 3, seen in 3-D
@@ -75,14 +65,14 @@ def views(latent: int) -> dict:
 
 @st.cache_resource(show_spinner="Projecting…", max_entries=24)
 def get_projection(path: str, mtime: float, root: str, dims: int, method: str, sample_size: int):
-    return project(common.get_embeddings(path, mtime, root), dims, method, sample_size=sample_size)
+    return reduce(caches.get_embeddings(path, mtime, root), dims, method, sample_size=sample_size)
 
 
 @st.cache_data(show_spinner="Decoding the latent plane…", max_entries=12)
 def get_latent_grid(path: str, mtime: float, root: str) -> tuple[np.ndarray, tuple]:
-    model, _ = common.get_model(path, mtime)
-    extent = grid_extent(common.get_embeddings(path, mtime, root))
-    return latent_grid(model, extent, GRID_STEPS), extent
+    model, _ = caches.get_model(path, mtime)
+    extent = latent_ranges(caches.get_embeddings(path, mtime, root))
+    return tile(decode_grid(model, extent, GRID_STEPS), GRID_STEPS), extent
 
 
 def cache_args(entry) -> tuple:
@@ -90,7 +80,7 @@ def cache_args(entry) -> tuple:
 
 
 def embeddings_of(entry) -> np.ndarray:
-    return common.get_embeddings(*cache_args(entry))
+    return caches.get_embeddings(*cache_args(entry))
 
 
 def axis_titles(projection, dims: int) -> list[str]:
@@ -166,7 +156,7 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], drawn_xy: 
 
 
 def remember_selection(chart_key: str) -> None:
-    rows = selection_to_rows(st.session_state.get(chart_key), n_rows=len(common.data().test_labels))
+    rows = selection_to_rows(st.session_state.get(chart_key), n_rows=len(caches.data().test_labels))
     if rows:
         st.session_state[PICKED_KEY] = rows
         st.session_state[INDEX_KEY] = rows[0]  # the number box shows the (first) picked digit too
@@ -189,7 +179,7 @@ def pick_model(kind: str, latent: int, usable: list, default: str | None):
         return next(iter(options.values()))
     path = st.selectbox(f"{kind.upper()} model", list(options), key=key, format_func=lambda p: options[p].label,
                         help=f"Every usable {kind.upper()} checkpoint with latent size {latent}.")
-    return options[common.offered(path, options)]
+    return options[state.offered(path, options)]
 
 
 def model_column(kind: str, latent: int, view: str, labels: np.ndarray, digits: list[int], drawn: np.ndarray | None,
@@ -208,7 +198,7 @@ def model_column(kind: str, latent: int, view: str, labels: np.ndarray, digits: 
             projection = get_projection(*args, dims, method, tsne_sample)
     else:
         projection = get_projection(*args, dims, method, TSNE_SAMPLE)
-    model, _ = common.model_for(entry)
+    model, _ = caches.model_for(entry)
     embeddings = embeddings_of(entry)
     drawn_xy = None if drawn is None else projection.place(embed_digit(model, drawn))
     row = st.session_state.get(INDEX_KEY)
@@ -227,7 +217,7 @@ def model_column(kind: str, latent: int, view: str, labels: np.ndarray, digits: 
         flat = projection if dims == 2 else get_projection(*args, 2, method, TSNE_SAMPLE)  # 3-D: its first two axes
         shown = hover_points(flat.rows, labels, digits, HOVER_SAMPLE)
         rows = flat.rows[shown]
-        hover_scatter(flat.coords[shown], labels[rows], rows, common.data().test_images[rows, 0].numpy(),
+        hover_scatter(flat.coords[shown], labels[rows], rows, caches.data().test_images[rows, 0].numpy(),
                       DIGIT_COLOURS, key=f"latent_hover_{kind}_{latent}_{view}")
         st.caption(f"{len(rows):,} of these digits{' (seeded sample)' if len(rows) == HOVER_SAMPLE else ''}, "
                    f"{' vs '.join(axis_titles(flat, 2))}, coloured as above: hover a point to see the digit.")
@@ -236,20 +226,20 @@ def model_column(kind: str, latent: int, view: str, labels: np.ndarray, digits: 
 
 def interpolation(entry, row_a: int, row_b: int) -> tuple[np.ndarray, np.ndarray]:
     """(path, images) of the straight path between two test digits' codes under this model."""
-    model, _ = common.model_for(entry)
-    images = common.data().test_images
+    model, _ = caches.model_for(entry)
+    images = caches.data().test_images
     return interpolate(model, images[row_a, 0].numpy() / 255.0, images[row_b, 0].numpy() / 255.0, PATH_STEPS)
 
 
 def picked_digits(rows: list[int], entries: dict, latent: int) -> None:
     """The picked test digits (a sample spread over the digits when many), each above its reconstructions."""
-    d = common.data()
+    d = caches.data()
     labels = d.test_labels.numpy()
     shown = sample_selection(rows, labels, MAX_SHOWN)
     stacks, names = [d.test_images[shown, 0].numpy() / 255.0], ["input"]
     for kind, entry in entries.items():
         if entry is not None:
-            model, _ = common.model_for(entry)
+            model, _ = caches.model_for(entry)
             stacks.append(reconstruct_rows(model, d.test_images, shown))
             names.append(f"{kind.upper()} z={latent}")
     if len(rows) == 1:
@@ -264,7 +254,7 @@ def picked_digits(rows: list[int], entries: dict, latent: int) -> None:
 
 
 def score_table(entries: dict) -> None:
-    scores = {kind: common.get_cluster_scores(*cache_args(e)) for kind, e in entries.items() if e is not None}
+    scores = {kind: caches.get_cluster_scores(*cache_args(e)) for kind, e in entries.items() if e is not None}
     if not scores:
         return
     st.subheader("How well the digits separate")
@@ -302,7 +292,7 @@ def prior_samples(entries: dict) -> None:
     st.session_state.setdefault(PRIOR_SEED_KEY, 0)
     st.button("New samples", key="latent_new_samples", on_click=next_samples, icon=":material/casino:")
     seed = st.session_state[PRIOR_SEED_KEY]
-    model, _ = common.model_for(entry)
+    model, _ = caches.model_for(entry)
     try:
         images = sample_prior(model, PRIOR_SAMPLES, seed)
     except NoPrior as exc:
@@ -332,7 +322,7 @@ def latent_explorer(entries: dict, latent: int) -> None:
                 "(1st to 99th percentile); the decoder draws the point.")
     if len(available) > 1:
         st.session_state.setdefault(EXPLORE_KEY, list(available)[-1])
-        name = common.offered(st.radio("Model", list(available), key=EXPLORE_KEY, horizontal=True), available)
+        name = state.offered(st.radio("Model", list(available), key=EXPLORE_KEY, horizontal=True), available)
     else:
         name = next(iter(available))
     entry = available[name]
@@ -343,7 +333,7 @@ def latent_explorer(entries: dict, latent: int) -> None:
         key = f"latent_slider_{entry.name}_{axis}"
         st.session_state.setdefault(key, round((low + high) / 2, 2))
         z.append(columns[0].slider(f"z{'₁₂₃'[axis]}", round(low, 2), round(high, 2), step=0.01, key=key))
-    model, _ = common.model_for(entry)
+    model, _ = caches.model_for(entry)
     columns[1].image(upscale(decode_point(model, np.array(z)), 5), clamp=True,
                      caption=f"{entry.name} decodes z = ({', '.join(f'{v:.2f}' for v in z)})")
 
@@ -353,15 +343,15 @@ st.markdown("Where the encoder puts each test digit (report Fig. 4 for the AE, F
             "the VAE's clusters are tighter, closer in size, and fill the gaps the AE leaves between them.")
 
 try:
-    data = common.data()
+    data = caches.data()
 except Exception as exc:  # DataUnavailable
     st.error(f"No data to embed: {exc}")
     st.stop()
 labels = data.test_labels.numpy()
 last_row = len(labels) - 1
 
-usable = common.usable_entries()
-selected = common.selected_entry()
+usable = caches.usable_entries()
+selected = state.selected_entry()
 selected_path = str(selected.path) if selected is not None else None
 selected_latent = selected.metadata["latent_dim"] if selected is not None else None
 sizes = sorted(set(LATENT_SIZES) | ({selected_latent} if selected_latent and selected_latent >= 2 else set()))
@@ -369,7 +359,7 @@ if st.session_state.get(FOLLOWED_KEY) != selected_path:
     # A first visit opens on the report's view, unless the sidebar holds a model other than the app's default;
     # a model picked in the sidebar later brings its own size.
     first_on_default = FOLLOWED_KEY not in st.session_state and selected is not None \
-        and selected.path.name == common.DEFAULT_MODEL
+        and selected.path.name == state.DEFAULT_MODEL
     st.session_state[KEPT_SIZE_KEY] = OPENING_SIZE if first_on_default or selected_latent not in sizes \
         else selected_latent
     st.session_state[FOLLOWED_KEY] = selected_path
@@ -377,15 +367,15 @@ if st.session_state.get(FOLLOWED_KEY) != selected_path:
     for key in [k for k in st.session_state if str(k).startswith(PAIR_KEY)]:
         del st.session_state[key]  # the pairs start again from the newly selected model
 if st.session_state.get(SIZE_KEY) not in sizes:
-    st.session_state[SIZE_KEY] = common.offered(st.session_state.get(KEPT_SIZE_KEY), sizes)
+    st.session_state[SIZE_KEY] = state.offered(st.session_state.get(KEPT_SIZE_KEY), sizes)
 
 controls = st.columns([1.3, 2, 1])
-latent = common.offered(controls[0].radio("Latent size", sizes, key=SIZE_KEY, horizontal=True,
+latent = state.offered(controls[0].radio("Latent size", sizes, key=SIZE_KEY, horizontal=True,
                                          help="AE and VAE of the same latent size, side by side."), sizes)
 st.session_state[KEPT_SIZE_KEY] = latent
 view_names = list(views(latent))
 if len(view_names) > 1:
-    view = common.offered(controls[1].radio("View", view_names, key=f"{VIEW_KEY}_{latent}", horizontal=True), view_names)
+    view = state.offered(controls[1].radio("View", view_names, key=f"{VIEW_KEY}_{latent}", horizontal=True), view_names)
 else:
     view = view_names[0]
     controls[1].markdown(f"View  \n{view}")
@@ -406,7 +396,7 @@ st.session_state.setdefault(ENDS_KEYS[0], 0)
 st.session_state.setdefault(ENDS_KEYS[1], 1)
 st.session_state.setdefault(SHOW_PATH_KEY, True)
 path_ends = tuple(min(max(int(st.session_state[k]), 0), last_row) for k in ENDS_KEYS)
-drawn = st.session_state.get(common.DRAWN_DIGIT_KEY)
+drawn = st.session_state.get(state.DRAWN_DIGIT_KEY)
 shown_count = min(tsne_sample, len(labels)) if method == "tsne" else len(labels)
 notes = [f"{shown_count:,} of the {len(labels):,} test digits (a seeded random sample: t-SNE is slow)"
          if method == "tsne" else f"{len(labels):,} test digits",

@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vae.bench import textbook_loader, textbook_step  # noqa: E402
 from vae.data import default_data_root, load_mnist, to_float  # noqa: E402
 from vae.model import ConvVAE  # noqa: E402
+from vae.speed import textbook_loader, textbook_step  # noqa: E402
 from vae.train import TrainConfig, keep_freed_memory, train  # noqa: E402
 
 BATCHES = 80  # of 128 images, for the two textbook parts

@@ -3,7 +3,7 @@
     python scripts/bench_correction.py [--checkpoint checkpoints/vae-z64.pt] [--repeats 300]
 
 Times the whole path a canvas drawing takes: prepare_array (crop, scale, centre a 280×280 RGBA
-drawing) + correct (reconstruction and anomaly score) + difference_map + corrected_regions, and
+drawing) + correct (reconstruction and anomaly score) + difference_map + spots_in, and
 prints the median and 90th percentile in milliseconds, once with torch's default thread count and
 once with one thread. The budget is 20 ms per image.
 
@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae import load_checkpoint, prepare_array  # noqa: E402
-from vae.correction import DEFAULT_LEVEL, correct, corrected_regions, difference_map  # noqa: E402
+from vae.correction import DEFAULT_LEVEL, correct, difference_map, spots_in  # noqa: E402
 
 
 def canvas_like_drawing(size: int = 280) -> np.ndarray:
@@ -50,7 +50,7 @@ def main() -> None:
         image28 = prepare_array(drawing)
         result = correct(model, image28)
         diff = difference_map(result.input, result.reconstruction)
-        corrected_regions(diff, DEFAULT_LEVEL)
+        spots_in(diff, DEFAULT_LEVEL)
 
     print(f"{args.checkpoint}: prepare + reconstruct + score + difference + regions, one image on CPU, "
           f"{args.repeats} runs (budget 20 ms)")

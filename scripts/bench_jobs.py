@@ -5,7 +5,7 @@
    before, a job re-ran the Streamlit script (app.py) in its child before training.
 2. The slowest settings the sidebar form allows (batch 16, latent 256) on one thread — what a job
    gets with a second job beside it on 2 cores — and the minutes the largest allowed job
-   (jobs.MAX_IMAGE_EPOCHS) then takes, test evaluation after every epoch included.
+   (LIMITS.max_image_epochs) then takes, test evaluation after every epoch included.
 
     MNIST_ROOT=/abs/path/to/data python scripts/bench_jobs.py [--rounds 3]
 """
@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vae import jobs  # noqa: E402
 from vae.data import default_data_root  # noqa: E402
+from vae.server import jobs  # noqa: E402
+from vae.server.limits import LIMITS  # noqa: E402
 from vae.training_run import TrainingSpec  # noqa: E402
 
 TINY = TrainingSpec(kind="vae", latent_dim=2, epochs=1, batch_size=128, train_size=2048)
@@ -60,8 +61,8 @@ def slowest_allowed_speed() -> tuple[float, float]:
 
     torch.set_num_threads(1)
     data = load_mnist().select(train_size=8192)
-    model = build_model("vae", jobs.APP_LIMITS["latent_dim"][1])
-    result = train(model, data, TrainConfig(epochs=1, batch_size=jobs.APP_LIMITS["batch_size"][0],
+    model = build_model("vae", LIMITS.form["latent_dim"].high)
+    result = train(model, data, TrainConfig(epochs=1, batch_size=LIMITS.form["batch_size"].low,
                                             evaluate_each_epoch=False))
     started = time.perf_counter()
     evaluate_loss(model, data.test_images)
@@ -80,10 +81,10 @@ def main() -> None:
     print(f"job start → first step, app (JobManager): median {statistics.median(app):.1f} s  {[round(t, 1) for t in app]}")
     print(f"job start → first step, CLI by hand:      median {statistics.median(cli):.1f} s  {[round(t, 1) for t in cli]}")
     speed, evaluation_s = slowest_allowed_speed()
-    epochs = jobs.APP_LIMITS["epochs"][1]
-    worst_s = jobs.MAX_IMAGE_EPOCHS / speed + epochs * evaluation_s
+    epochs = LIMITS.form["epochs"].high
+    worst_s = LIMITS.max_image_epochs / speed + epochs * evaluation_s
     print(f"slowest allowed settings, 1 thread: {speed:,.0f} images/s, test evaluation {evaluation_s:.1f} s")
-    print(f"largest allowed job ({jobs.MAX_IMAGE_EPOCHS:,} image-epochs, up to {epochs} evaluations): "
+    print(f"largest allowed job ({LIMITS.max_image_epochs:,} image-epochs, up to {epochs} evaluations): "
           f"{worst_s / 60:.1f} minutes")
 
 

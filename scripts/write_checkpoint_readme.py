@@ -8,9 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae import evaluate_loss, load_checkpoint, load_mnist  # noqa: E402
-from vae.checkpoint import CHECKPOINT_DIR  # noqa: E402
+from vae.checkpoint import SHIPPED, checkpoint_dir  # noqa: E402
 from vae.data import DataUnavailable  # noqa: E402
-from vae.registry import SHIPPED  # noqa: E402
 
 HEADER = """# Shipped checkpoints
 
@@ -37,14 +36,14 @@ def main() -> None:
         raise SystemExit(f"error: {str(exc).splitlines()[0]}; set MNIST_ROOT to a folder with MNIST") from None
     rows = []
     for name in sorted(SHIPPED, key=lambda n: (n.split("-z")[0], int(n.split("-z")[1][:-3]))):
-        path = CHECKPOINT_DIR / name
+        path = checkpoint_dir() / name
         model, meta = load_checkpoint(path)
         train, test = evaluate_loss(model, data.train_images), evaluate_loss(model, data.test_images)
         rows.append(f"| `{name}` | {model.kind.upper()} | {model.latent_dim} | {meta.get('epochs')} | "
                     f"{train['total']:.2f} | **{test['total']:.2f}** | {test['recon']:.2f} | {test['kl']:.2f} | "
                     f"{data.source} | {meta.get('train_seconds', 0) / 60:.1f} min | {path.stat().st_size / 1e6:.2f} MB |")
-    (CHECKPOINT_DIR / "README.md").write_text(HEADER + "\n".join(rows) + "\n")
-    print((CHECKPOINT_DIR / "README.md").read_text())
+    (checkpoint_dir() / "README.md").write_text(HEADER + "\n".join(rows) + "\n")
+    print((checkpoint_dir() / "README.md").read_text())
 
 
 if __name__ == "__main__":

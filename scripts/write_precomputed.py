@@ -12,10 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from vae import load_checkpoint, load_mnist  # noqa: E402
-from vae.checkpoint import CHECKPOINT_DIR  # noqa: E402
+from vae.checkpoint import SHIPPED, checkpoint_dir  # noqa: E402
 from vae.data import FULL_MNIST  # noqa: E402
-from vae.precomputed import PRECOMPUTED_DIR, compute, file_sha256, precomputed_path, write  # noqa: E402
-from vae.registry import SHIPPED  # noqa: E402
+from vae.precomputed import compute, file_sha256, precomputed_dir, precomputed_path, write  # noqa: E402
 
 
 def main() -> int:
@@ -24,13 +23,13 @@ def main() -> int:
     if data.source != FULL_MNIST:
         print("error: full MNIST is needed (set MNIST_ROOT)", file=sys.stderr)
         return 1
-    PRECOMPUTED_DIR.mkdir(exist_ok=True)
+    precomputed_dir().mkdir(exist_ok=True)
     for name in SHIPPED:
-        checkpoint = CHECKPOINT_DIR / name
+        checkpoint = checkpoint_dir() / name
         start = time.perf_counter()
         model, _ = load_checkpoint(checkpoint, "cpu")
         path = write(precomputed_path(checkpoint), compute(model, data), file_sha256(checkpoint), data.source)
-        print(f"{path.relative_to(CHECKPOINT_DIR.parent)}: {path.stat().st_size / 1e6:.2f} MB "
+        print(f"{path.relative_to(checkpoint_dir().parent)}: {path.stat().st_size / 1e6:.2f} MB "
               f"in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from vae.server.limits import LIMITS
+
 KEPT_KEY = "draw_kept"  # session state: dict of copies of the inputs (widget key → value, and the extras below)
 COMPARED_KEY = "draw_compared"  # session state: list of digits kept for the comparison table, newest first
 CANVAS_KEY = "draw_canvas"
 UPLOAD_KEY = "draw_upload"
 WIDGET_KEYS = ("draw_input", "draw_test_index", "draw_flaw", "draw_flaw_seed", "draw_level", "draw_spot_mode")
-COMPARED_LIMIT = 5
 
 
 def _kept() -> dict:
@@ -97,7 +98,7 @@ def to_restore(kept: dict, present) -> dict:
     return {key: kept[key] for key in WIDGET_KEYS if key in kept and key not in present}
 
 
-def with_compared(rows: list[dict], row: dict, limit: int = COMPARED_LIMIT) -> list[dict]:
+def with_compared(rows: list[dict], row: dict, limit: int = LIMITS.compared_digits) -> list[dict]:
     """`row` (keys 'input', 'digit', 'model_path') first, then the others, at most `limit`; the same digit
     through the same model is listed once."""
     def same(other: dict) -> bool:

@@ -10,7 +10,7 @@ import base64
 import numpy as np
 import streamlit as st
 
-from vae.display import png_bytes
+from studio.display import png_bytes
 from vae.latent import tile
 
 SHEET_COLUMNS = 50  # digits per row of the image sheet

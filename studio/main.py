@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from studio import navigation
-from studio.common import sidebar
+from studio.sidebar import sidebar
 
 st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
 page = st.navigation(navigation.pages())

@@ -1,8 +1,8 @@
 """Sidebar "Retrain": train an AE or VAE in the background, watch it learn, then use it on every page.
 
-Not a page of its own: `common.sidebar()` calls `retrain_sidebar()` on every page. The training
+Not a page of its own: `studio.sidebar.sidebar()` calls `retrain_sidebar()` on every page. The training
 itself runs in a child process (vae/jobs.py), so drawing and exploring go on meanwhile. Jobs and
-models belong to the visitor (common.visitor_key): only they see their jobs' progress, cancel them,
+models belong to the visitor (state.visitor_key): only they see their jobs' progress, cancel them,
 and rename or delete their models.
 """
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from studio import common
-from vae import jobs, registry
+from studio import caches, state
+from vae.checkpoint import checkpoint_dir
+from vae.server import jobs, registry
+from vae.server.limits import LIMITS
 
 SEEN_KEY = "retrain_seen"  # session state: ids of this visitor's ended jobs already acted upon
 MODELS_MESSAGE_KEY = "retrain_models_message"  # session state: (kind, text) after a rename or delete
@@ -19,23 +21,14 @@ PICK_KEY, NEW_NAME_KEY = "retrain_models_pick", "retrain_models_new_name"
 CONFIRM_KEY = "retrain_models_confirm"  # session state: file name waiting for "Yes, delete"
 
 
-@st.cache_resource
-def job_manager() -> jobs.JobManager:
-    return jobs.shared_manager()
-
-
-def session_owner() -> str:
-    """Whose jobs these are: the visitor's owner key, the same after a reload of the page's URL."""
-    return common.visitor_key()
-
 
 def retrain_sidebar() -> None:
-    manager = job_manager()
-    select_new_models(manager.jobs(owner=session_owner()))
+    manager = jobs.shared_manager()
+    select_new_models(manager.jobs(owner=state.visitor_key()))
     with st.expander("Retrain a model", icon=":material/model_training:"):
         progress_area = st.container()  # above the form, filled once the form may have started a job
         retrain_form(manager)
-        mine = manager.jobs(owner=session_owner())
+        mine = manager.jobs(owner=state.visitor_key())
         with progress_area:
             if any(job.active for job in mine):
                 live_progress()
@@ -63,8 +56,8 @@ def select_new_models(mine: list[jobs.JobView]) -> None:
             if job.state == jobs.DONE and job.path.exists():
                 newly_saved = job.path
     if newly_saved is not None:
-        st.session_state.pop(common.MODEL_KEY, None)
-        common.select_model(newly_saved)
+        st.session_state.pop(state.MODEL_KEY, None)
+        state.select_model(newly_saved)
         st.session_state[PICK_KEY] = newly_saved.name  # ready to be renamed under "My models"
         st.rerun()
 
@@ -74,28 +67,28 @@ def retrain_form(manager: jobs.JobManager) -> None:
     with st.form("retrain_form", border=False, enter_to_submit=False):
         left, right = st.columns(2)
         kind = left.radio("Model", ["vae", "ae"], format_func=str.upper, horizontal=True, key="retrain_kind")
-        limits = jobs.APP_LIMITS
-        beta = right.number_input("KL weight β", *limits["beta"][:3], step=0.5, key="retrain_beta",
+        ranges = LIMITS.form
+        beta = right.number_input("KL weight β", *ranges["beta"][:3], step=0.5, key="retrain_beta",
                                   help="VAE only (an AE ignores it); 1 is the report's VAE.")
-        latent_dim = left.number_input("Latent size", *limits["latent_dim"][:3], key="retrain_latent")
-        epochs = right.number_input("Epochs", *limits["epochs"][:3], key="retrain_epochs")
-        batch_size = left.number_input("Batch size", *limits["batch_size"][:3], step=16, key="retrain_batch")
-        train_size = right.number_input("Training images", *limits["train_size"][:3], step=100, key="retrain_size",
+        latent_dim = left.number_input("Latent size", *ranges["latent_dim"][:3], key="retrain_latent")
+        epochs = right.number_input("Epochs", *ranges["epochs"][:3], key="retrain_epochs")
+        batch_size = left.number_input("Batch size", *ranges["batch_size"][:3], step=16, key="retrain_batch")
+        train_size = right.number_input("Training images", *ranges["train_size"][:3], step=100, key="retrain_size",
                                         help="A random subset of the chosen digits; 60,000 means all of them.")
-        lr = st.select_slider("Peak learning rate", jobs.LR_CHOICES, value=limits["lr"].default,
+        lr = st.select_slider("Peak learning rate", LIMITS.lr_choices, value=ranges["lr"].default,
                               format_func=lambda v: f"{v:g}", key="retrain_lr",
                               help="One-cycle schedule: warm up to this rate, then anneal to ~0.")
         digits = st.multiselect("Digits to train on", list(range(10)), key="retrain_digits",
                                 placeholder="all ten digits",
                                 help="One digit makes a one-class model: every other digit becomes an anomaly.")
-        st.caption(f"A shared server: one training per visitor at a time, at most {jobs.MAX_IMAGE_EPOCHS:,} "
+        st.caption(f"A shared server: one training per visitor at a time, at most {LIMITS.max_image_epochs:,} "
                    f"image-epochs each (epochs × training images, e.g. 10 epochs of all 60,000), "
-                   f"{registry.MAX_MODELS_PER_OWNER} saved models per visitor.")
+                   f"{LIMITS.models_per_visitor} saved models per visitor.")
         submitted = st.form_submit_button("Train in the background", type="primary", icon=":material/play_arrow:")
     if submitted:
         try:
             spec = jobs.spec_from_form(kind, latent_dim, epochs, batch_size, lr, beta, digits, train_size)
-            manager.start(spec, owner=session_owner())
+            manager.start(spec, owner=state.visitor_key())
         except (ValueError, jobs.JobLimitReached) as exc:
             st.error(str(exc))
 
@@ -103,8 +96,8 @@ def retrain_form(manager: jobs.JobManager) -> None:
 @st.fragment(run_every=1)
 def live_progress() -> None:
     """This session's running jobs, redrawn every second without rerunning the page."""
-    manager = job_manager()
-    mine = manager.jobs(owner=session_owner())
+    manager = jobs.shared_manager()
+    mine = manager.jobs(owner=state.visitor_key())
     seen = st.session_state.get(SEEN_KEY, set())
     if any(not job.active and job.id not in seen for job in mine):
         st.rerun()  # the whole app: select the new model, show how the job ended, stop refreshing
@@ -141,7 +134,7 @@ def loss_figure(curve) -> go.Figure:
 
 def show_outcome(manager: jobs.JobManager, job: jobs.JobView) -> None:
     if job.state == jobs.DONE:
-        selected = st.session_state.get(common.MODEL_KEY) == str(job.path)
+        selected = state.is_selected(job.path)
         st.success(job.outcome + (" It is selected in the model picker above." if selected else ""))
     elif job.state == jobs.FAILED:
         st.error(job.outcome + " The selected model is unchanged.")
@@ -167,7 +160,7 @@ def my_models() -> None:
     with st.form("retrain_models_form", border=False):
         st.selectbox("Model", list(labels), format_func=lambda name: labels.get(name, name), key=PICK_KEY)
         st.text_input("New name", key=NEW_NAME_KEY, placeholder="e.g. vae-z16-ones",
-                      max_chars=registry.MAX_NAME_LENGTH)
+                      max_chars=LIMITS.name_length)
         rename_col, delete_col = st.columns(2)
         rename_col.form_submit_button("Rename", on_click=rename_picked)
         delete_col.form_submit_button("Delete", on_click=ask_to_delete, icon=":material/delete:")
@@ -180,7 +173,7 @@ def my_models() -> None:
 
 
 def own_entries() -> list[registry.CheckpointEntry]:
-    return registry.owned(common.checkpoint_entries(), session_owner())
+    return registry.owned(caches.checkpoint_entries(), state.visitor_key())
 
 
 def picked_name() -> str | None:
@@ -201,12 +194,12 @@ def rename_picked() -> None:
         _say("error", "Could not rename: pick one of your models.")
         return
     try:
-        target = registry.rename(name, st.session_state.get(NEW_NAME_KEY, ""), session_owner())
+        target = registry.rename(name, st.session_state.get(NEW_NAME_KEY, ""), state.visitor_key())
     except (ValueError, OSError) as exc:
         _say("error", f"Could not rename {name}: {exc}")
         return
-    if st.session_state.get(common.MODEL_KEY) == str(common.CHECKPOINT_DIR / name):
-        common.select_model(target)
+    if state.is_selected(checkpoint_dir() / name):
+        state.select_model(target)
     st.session_state[PICK_KEY] = target.name
     st.session_state[NEW_NAME_KEY] = ""
     _say("success", f"Renamed {name} to {target.name}.")
@@ -224,12 +217,12 @@ def ask_to_delete() -> None:
 def delete_confirmed() -> None:
     name = st.session_state.pop(CONFIRM_KEY, None)
     try:
-        registry.delete(name, session_owner())
+        registry.delete(name, state.visitor_key())
     except OSError as exc:
         _say("error", f"Could not delete {name}: {exc}")
         return
     st.session_state.pop(PICK_KEY, None)
-    was_selected = st.session_state.get(common.MODEL_KEY) == str(common.CHECKPOINT_DIR / name)
+    was_selected = state.is_selected(checkpoint_dir() / name)
     if was_selected:
-        st.session_state.pop(common.MODEL_KEY)  # the picker falls back to the default model
+        st.session_state.pop(state.MODEL_KEY)  # the picker falls back to the default model
     _say("success", f"Deleted {name}." + (" The default model is selected again." if was_selected else ""))

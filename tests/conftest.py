@@ -5,9 +5,12 @@ To leave such tests out on purpose, deselect them by marker: `pytest -m "not mni
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MNIST_ROOT = Path(os.environ.get("MNIST_ROOT") or ROOT / "data").resolve()
 MNIST_MISSING = (f"MNIST's raw files are not under {MNIST_ROOT / 'MNIST' / 'raw'}: set MNIST_ROOT=/absolute/path "
                  f"to the folder that holds MNIST/raw, or deselect these tests with -m 'not mnist'")
+
+# The suite never writes into the repo's checkpoints/: each test process (each xdist worker) and everything it
+# starts (CLI runs, jobs, Streamlit servers) serves a fresh copy, through the app's one setting for the folder.
+CHECKPOINTS_COPY = Path(tempfile.mkdtemp(prefix="studio-test-")) / "checkpoints"
+shutil.copytree(ROOT / "checkpoints", CHECKPOINTS_COPY)
+os.environ["STUDIO_CHECKPOINTS"] = str(CHECKPOINTS_COPY)
+atexit.register(shutil.rmtree, CHECKPOINTS_COPY.parent, ignore_errors=True)
 
 # Tiny models on a shared 2-core machine: OpenMP's spinning threads make a second thread up to 50×
 # slower when the cores are busy, so the tests (and the CLI they start) use one.

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import common, navigation
+from studio import navigation, state
 from vae import benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_roc_curve_follows_the_chosen_digit_and_score(page):
 
 def test_a_one_class_model_selected_in_the_sidebar_is_measured_on_its_digits(page):
     path = benchmark.one_class_path("vae", 64, 1)
-    page.session_state[common.MODEL_KEY] = str(path)
+    page.session_state[state.MODEL_KEY] = str(path)
     page.run()
     assert not page.exception, page.exception
     result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC"]), None)

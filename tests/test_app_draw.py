@@ -22,10 +22,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from studio import navigation
-from studio.common import DRAWN_DIGIT_KEY, THRESHOLD_KEY
+from studio.display import upscale
+from studio.state import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
-from vae.correction import correct, corrected_regions, skipped_specks
-from vae.display import upscale
+from vae.correction import correct, skipped_specks, spots_in
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -223,10 +223,10 @@ def test_the_comparison_shows_ae_vs_vae_and_latent_3_vs_64(canvas):
 
 
 def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatch):
-    from studio import common
+    from studio import caches
 
-    real_find_entry = common.find_entry
-    monkeypatch.setattr(common, "find_entry",
+    real_find_entry = caches.find_entry
+    monkeypatch.setattr(caches, "find_entry",
                         lambda kind, dim: None if (kind, dim) == ("vae", 3) else real_find_entry(kind, dim))
     canvas(None)
     at = draw_page()
@@ -244,9 +244,9 @@ def spots_caption(at) -> str:
 def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_there_to_explore(canvas, mnist):
     """Test digit 3 with a scratch: the page circles what vae.corrected_spots finds at the calibrated level
     stored in vae-z64's checkpoint; Manual shows the plain difference at the chosen level instead."""
+    from studio.display import describe_spots
     from vae import corrected_spots
     from vae.data import to_float
-    from vae.display import describe_regions
     from vae.flaws import add_flaw
 
     canvas(None)
@@ -269,7 +269,7 @@ def test_spots_start_from_the_models_calibrated_level_and_a_manual_level_is_ther
     at.slider(key="draw_level").set_value(0.5).run()
     manual = correct(model, digit)
     assert spots_caption(at).startswith("Difference = reconstruction − input")
-    assert f"At level 0.50: {describe_regions(corrected_regions(manual.diff, 0.5), skipped_specks(manual.diff, 0.5))}." \
+    assert f"At level 0.50: {describe_spots(spots_in(manual.diff, 0.5), skipped_specks(manual.diff, 0.5))}." \
         in spots_caption(at)
 
 
@@ -399,7 +399,7 @@ def test_a_vae_shows_its_posterior_sigma_and_sampled_reconstructions(canvas):
 
 
 def test_an_autoencoder_says_it_has_no_posterior(canvas):
-    from studio.common import MODEL_KEY
+    from studio.state import MODEL_KEY
 
     canvas(None)
     at = draw_page()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from studio import common, navigation
-from vae.scores import dataset_errors, fraction_above, threshold
+from studio import caches, navigation, state
+from vae.scores import dataset_scores, fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "checkpoints" / "vae-z64.pt"
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 @pytest.fixture(scope="module")
 def page():
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
-    at.session_state[common.MODEL_KEY] = str(MODEL)
+    at.session_state[state.MODEL_KEY] = str(MODEL)
     at.switch_page(navigation.page_file("histograms")).run()
     return at
 
@@ -30,7 +30,7 @@ def page():
 @pytest.fixture(scope="module")
 def errors(page, mnist_root):
     """The same (train, test) errors the page drew, from the cache its run filled."""
-    return common.get_errors(str(MODEL), MODEL.stat().st_mtime, str(mnist_root))
+    return caches.get_scores(str(MODEL), MODEL.stat().st_mtime, str(mnist_root))
 
 
 def metric(at, label: str) -> str:
@@ -46,7 +46,7 @@ def test_default_rule_is_stored_and_the_numbers_come_from_all_70000_errors(page,
     assert_clean(page)
     train, test = errors
     assert (len(train), len(test)) == (60_000, 10_000)
-    assert page.session_state[common.THRESHOLD_KEY] == ("percentile", 99.0)
+    assert page.session_state[state.THRESHOLD_KEY] == ("percentile", 99.0)
     limit = threshold(train, "percentile", 99.0)
     assert metric(page, "Threshold (error)") == f"{limit:.2f}"
     assert metric(page, "Training above") == f"{fraction_above(train, limit):.1%}"  # one decimal, as everywhere
@@ -68,11 +68,11 @@ def test_choosing_mean_plus_k_sigma_stores_it_and_changes_the_threshold(page, er
     before = metric(page, "Threshold (error)")
     page.radio(key="hist_rule").set_value("mean_k_sigma").run()
     assert_clean(page)
-    assert page.session_state[common.THRESHOLD_KEY] == ("mean_k_sigma", 3.0)
+    assert page.session_state[state.THRESHOLD_KEY] == ("mean_k_sigma", 3.0)
     shown = metric(page, "Threshold (error)")
     assert shown != before and shown == f"{threshold(train, 'mean_k_sigma', 3.0):.2f}"
     page.slider(key="hist_k").set_value(1.5).run()
-    assert page.session_state[common.THRESHOLD_KEY] == ("mean_k_sigma", 1.5)
+    assert page.session_state[state.THRESHOLD_KEY] == ("mean_k_sigma", 1.5)
     assert metric(page, "Threshold (error)") == f"{train.mean() + 1.5 * train.std():.2f}"
 
 
@@ -80,7 +80,7 @@ def test_training_maximum_flags_no_training_image(page, errors):
     train, _ = errors
     page.radio(key="hist_rule").set_value("max").run()
     assert_clean(page)
-    assert page.session_state[common.THRESHOLD_KEY] == ("max", None)
+    assert page.session_state[state.THRESHOLD_KEY] == ("max", None)
     assert metric(page, "Threshold (error)") == f"{train.max():.2f}"
     assert metric(page, "Training above") == "0.0%"
 
@@ -93,7 +93,7 @@ def test_the_choice_survives_a_visit_to_another_page(page):
     assert_clean(page)
     assert page.radio(key="hist_rule").value == "percentile"
     assert page.slider(key="hist_percentile").value == 97.5
-    assert page.session_state[common.THRESHOLD_KEY] == ("percentile", 97.5)
+    assert page.session_state[state.THRESHOLD_KEY] == ("percentile", 97.5)
 
 
 def test_the_threshold_chosen_here_is_the_one_the_draw_page_uses(page, errors):
@@ -137,7 +137,7 @@ def one_class(mnist, tmp_path_factory):
         "kind": "vae", "latent_dim": 2, "digits": [0], "train_images": ONE_CLASS_IMAGES, "seed": 0, "epochs": 10,
         "data_source": "mnist"})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(common, "CHECKPOINT_DIR", folder)
+        patch.setenv("STUDIO_CHECKPOINTS", str(folder))
         yield path, seen
 
 
@@ -145,7 +145,7 @@ def one_class(mnist, tmp_path_factory):
 def one_class_page(one_class):
     path, _ = one_class
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
-    at.session_state[common.MODEL_KEY] = str(path)
+    at.session_state[state.MODEL_KEY] = str(path)
     at.switch_page(navigation.page_file("histograms")).run()
     return at
 
@@ -155,11 +155,11 @@ def test_a_one_class_model_is_judged_against_the_images_it_was_trained_on(one_cl
     at = one_class_page
     assert_clean(at)
     assert any(f"{ONE_CLASS_IMAGES:,} training images scored" in c.value and "digit 0" in c.value for c in at.caption)
-    entry = next(e for e in common.usable_entries() if e.path == path)
-    train, test = common.errors_for(entry)  # what the Draw page's verdict and percentile use
-    model, _ = common.model_for(entry)
+    entry = next(e for e in caches.usable_entries() if e.path == path)
+    train, test = caches.scores_for(entry)  # what the Draw page's verdict and percentile use
+    model, _ = caches.model_for(entry)
     assert len(train) == ONE_CLASS_IMAGES and len(test) == 10_000
-    assert train == pytest.approx(dataset_errors(model, seen.train_images), rel=1e-6)  # those very 600 zeros
+    assert train == pytest.approx(dataset_scores(model, seen.train_images), rel=1e-6)  # those very 600 zeros
     limit = threshold(train, "percentile", 99.0)
     assert metric(at, "Threshold (error)") == f"{limit:.2f}"
     zeros = mnist.test_labels.numpy() == 0

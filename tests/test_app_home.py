@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import common, navigation
-from studio.common import THRESHOLD_KEY
-from vae import registry
+from studio import caches, navigation, state
+from studio.state import THRESHOLD_KEY
 from vae.data import load_fallback_subset
+from vae.server import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -72,7 +72,7 @@ def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
 
 def test_the_sidebar_picker_shows_short_labels_and_the_rest_below():
     at = home()
-    picker = at.sidebar.selectbox(key=common.MODEL_KEY)
+    picker = at.sidebar.selectbox(key=state.MODEL_KEY)
     assert "vae-z64 · VAE z=64" in picker.options and all(len(label) <= 32 for label in picker.options)
     assert picker.value.endswith("vae-z64.pt")
     assert any(c.value == "test loss 98.9 · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
@@ -83,7 +83,7 @@ def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):
     full-MNIST numbers are not used: everything is computed on the fallback."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MNIST_ROOT", str(tmp_path))  # its own cache entries, apart from full MNIST's
-        patch.setattr(common, "load_mnist", lambda root: load_fallback_subset())
+        patch.setattr(caches, "load_mnist", lambda root: load_fallback_subset())
         at = home()
     assert not at.exception and not at.error
     assert any(c.value.startswith("On the 1,000 test digits") for c in at.caption)

@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio import navigation
-from studio.common import DRAWN_DIGIT_KEY, MODEL_KEY
-from vae.checkpoint import CHECKPOINT_DIR, save_checkpoint
+from studio.state import DRAWN_DIGIT_KEY, MODEL_KEY
+from vae.checkpoint import checkpoint_dir, save_checkpoint
 from vae.model import ConvVAE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +241,7 @@ def test_the_latent_size_follows_the_sidebar_model_on_a_fresh_visit():
 
 
 def test_the_model_picked_in_the_sidebar_is_the_one_shown_beside_its_counterpart():
-    path = CHECKPOINT_DIR / "vae-z2-latent-page-test.pt"
+    path = checkpoint_dir() / "vae-z2-latent-page-test.pt"
     save_checkpoint(ConvVAE(2), path, {"data_source": "mnist"})
     try:
         at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)

@@ -7,22 +7,21 @@ import pytest
 import torch
 
 from vae import benchmark
-from vae.checkpoint import CHECKPOINT_DIR, load_checkpoint
+from vae.checkpoint import SHIPPED, checkpoint_dir, load_checkpoint
 from vae.cli import main
 from vae.correction import calibrate_spot_level, corrected_spots
 from vae.data import to_float
 from vae.detector import DETECTOR_SCORES, Detector
 from vae.flaws import FLAW_KINDS, add_flaw
 from vae.model import ConvAE
-from vae.registry import SHIPPED
-from vae.scores import SCORES, anomaly_score, blur, squared_error
+from vae.scores import SCORES, anomaly_score, blur
 
 from conftest import subprocess_env
 
 
 @pytest.fixture(scope="module")
 def vae64():
-    return load_checkpoint(CHECKPOINT_DIR / "vae-z64.pt")[0]
+    return load_checkpoint(checkpoint_dir() / "vae-z64.pt")[0]
 
 
 def test_anomaly_score_is_the_blurred_squared_error_by_default_and_offers_the_others(vae64, mnist):
@@ -31,7 +30,7 @@ def test_anomaly_score_is_the_blurred_squared_error_by_default_and_offers_the_ot
     assert default.shape == (8,)
     difference = vae64.reconstruct(x) - x
     assert torch.allclose(default, blur(difference).pow(2).flatten(1).sum(1), rtol=1e-5)
-    assert torch.allclose(anomaly_score(vae64, x, "squared_error"), squared_error(vae64.reconstruct(x), x), rtol=1e-5)
+    assert torch.allclose(anomaly_score(vae64, x, "squared_error"), difference.pow(2).flatten(1).sum(1), rtol=1e-5)
     assert (default < anomaly_score(vae64, x, "squared_error")).all()  # blurring spreads and cancels ±
     assert torch.equal(anomaly_score(vae64, mnist.test_images[:8]), default)  # uint8 in, same score
     assert torch.equal(anomaly_score(vae64, x[:, 0]), default)  # (N, 28, 28) too
@@ -59,7 +58,7 @@ def test_blur_cancels_a_stroke_drawn_one_pixel_off_but_keeps_extra_ink():
 
 
 def test_detector_fits_on_training_images_and_separates_other_digits(mnist):
-    model = load_checkpoint(CHECKPOINT_DIR / "one-class" / "vae-z64-d1.pt")[0]
+    model = load_checkpoint(checkpoint_dir() / "one-class" / "vae-z64-d1.pt")[0]
     ones = mnist.select(digits=[1]).train_images[:2000]
     for score in ("latent_knn", "combined"):
         detector = Detector(model, score).fit(ones)
@@ -77,7 +76,7 @@ def test_detector_fits_on_training_images_and_separates_other_digits(mnist):
 
 
 def test_every_shipped_and_one_class_model_stores_its_calibrated_spot_level():
-    for path in [*(CHECKPOINT_DIR / name for name in SHIPPED), *sorted((CHECKPOINT_DIR / "one-class").glob("*.pt"))]:
+    for path in [*(checkpoint_dir() / name for name in SHIPPED), *sorted((checkpoint_dir() / "one-class").glob("*.pt"))]:
         model, metadata = load_checkpoint(path)
         assert 0 < model.spot_level < 1 and model.spot_level == metadata["spot_level"], path.name
 
@@ -123,7 +122,7 @@ def test_one_class_json_matches_a_fresh_computation_from_the_shipped_models(mnis
 
 
 def test_ood_scores_the_other_dataset_against_the_mnist_test_digits_with_every_score(small_mnist):
-    model = load_checkpoint(CHECKPOINT_DIR / "ae-z2.pt")[0]
+    model = load_checkpoint(checkpoint_dir() / "ae-z2.pt")[0]
     result = benchmark.ood(model, small_mnist)  # fitted on 1,024 training images here, all 60,000 in the CLI
     assert result["images"] == 1797 and result["mnist_test_images"] == 1000
     assert set(result["auroc"]) == set(DETECTOR_SCORES) - {"kl"}  # an AE has no KL term

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from studio.common import SPACE_PARAM
-from vae import registry
+from studio.state import SPACE_PARAM
 from vae.checkpoint import load_checkpoint
+from vae.server import registry
 
 from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 

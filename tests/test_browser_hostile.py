@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from vae import registry
 from vae.checkpoint import save_checkpoint
 from vae.model import ConvVAE
+from vae.server import registry
 
 from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 

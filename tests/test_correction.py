@@ -13,16 +13,16 @@ from vae.correction import (
     MIN_REGION_AREA,
     RESULT_FIELDS,
     correct,
-    corrected_regions,
     difference_map,
     result_csv,
     skipped_specks,
     spot_peaks,
+    spots_in,
     verdict,
 )
 from vae.data import to_float
 from vae.flaws import add_flaw
-from vae.scores import blur, reconstruction_errors
+from vae.scores import anomaly_score, blur
 
 from digits import bar_digit
 
@@ -49,24 +49,24 @@ def test_regions_are_connected_spots_with_sign_size_and_peak():
     diff[10, 20] = 0.8  # a lone speck: noise, not a correction
     diff[15, 15], diff[16, 16] = 0.7, -0.7  # diagonal neighbours: one spot, ink moved
     diff[25, 25:27] = 0.3  # exactly at the level: not above it
-    regions = corrected_regions(diff, level=0.3, min_area=2)
+    regions = spots_in(diff, level=0.3, min_area=2)
     assert [r.peak for r in regions] == pytest.approx([0.9, 0.7, 0.5])  # largest change first
     added, moved, removed = regions
     assert (added.sign, added.area, added.bbox, added.centre) == ("added", 9, (2, 2, 5, 5), (3.0, 3.0))
     assert (moved.sign, moved.area, moved.bbox) == ("mixed", 2, (15, 15, 17, 17))
     assert (removed.sign, removed.area, removed.bbox, removed.centre) == ("removed", 2, (20, 10, 21, 12), (20.0, 10.5))
-    assert len(corrected_regions(diff, level=0.3, min_area=1)) == 4  # the speck, when asked for
-    assert MIN_REGION_AREA > 2 and corrected_regions(diff, level=0.3) == [added]  # by default only real spots
-    assert corrected_regions(np.zeros((28, 28)), 0.3) == []
+    assert len(spots_in(diff, level=0.3, min_area=1)) == 4  # the speck, when asked for
+    assert MIN_REGION_AREA > 2 and spots_in(diff, level=0.3) == [added]  # by default only real spots
+    assert spots_in(np.zeros((28, 28)), 0.3) == []
     with pytest.raises(ValueError, match="2-D"):
-        corrected_regions(np.zeros((1, 28, 28)), 0.3)
+        spots_in(np.zeros((1, 28, 28)), 0.3)
 
 
 def test_region_circle_covers_every_pixel_of_an_odd_shape():
     diff = np.zeros((28, 28), dtype=np.float32)
     diff[5, 5:15] = 1.0  # an L: long arm
     diff[5:12, 5] = 1.0  # short arm
-    (region,) = corrected_regions(diff, 0.5)
+    (region,) = spots_in(diff, 0.5)
     rows, cols = np.nonzero(diff)
     for dr in (-0.5, 0.5):  # every corner of every pixel lies inside the circle
         for dc in (-0.5, 0.5):
@@ -88,7 +88,7 @@ def test_correct_returns_the_reconstruction_its_difference_and_the_histogram_sco
         expected_recon = model.reconstruct(x)[0, 0].numpy()
     np.testing.assert_allclose(result.reconstruction, expected_recon, atol=1e-6)
     np.testing.assert_allclose(result.diff, expected_recon - image, atol=1e-6)
-    assert result.score == pytest.approx(float(reconstruction_errors(model, x)[0]))
+    assert result.score == pytest.approx(float(anomaly_score(model, x)[0]))
     blurred = blur(torch.from_numpy(expected_recon - image).view(1, 1, 28, 28))  # the default score, by hand
     assert result.score == pytest.approx(float(blurred.pow(2).sum()), rel=1e-5)
     with pytest.raises(ValueError, match="28×28"):
@@ -115,7 +115,7 @@ def test_shipped_64_dim_vae_takes_out_a_stray_stroke_and_scores_it_higher(mnist)
         result = correct(model, flawed)
         assert result.score > correct(model, clean).score
         assert result.diff[scratch].mean() < -0.3  # much of the stray ink is gone from the reconstruction
-        regions = [r for r in corrected_regions(result.diff) if r.sign != "added"]
+        regions = [r for r in spots_in(result.diff) if r.sign != "added"]
         assert any(scratch[r.bbox[0]:r.bbox[2], r.bbox[1]:r.bbox[3]].any() for r in regions)
 
 
@@ -128,7 +128,7 @@ def test_skipped_specks_counts_the_spots_too_small_to_circle():
     diff[10:12, 10:12] = 0.9  # a four-pixel spot: circled, not skipped
     diff[25, 25] = 0.2  # under the level: no speck at all
     assert skipped_specks(diff, 0.5) == 3
-    assert len(corrected_regions(diff, 0.5)) == 1
+    assert len(spots_in(diff, 0.5)) == 1
     assert skipped_specks(diff, 0.5, min_area=1) == 0
     assert skipped_specks(np.zeros((28, 28)), 0.5) == 0
 
@@ -136,7 +136,7 @@ def test_skipped_specks_counts_the_spots_too_small_to_circle():
 def test_noise_leaves_many_specks_that_are_counted_not_circled():
     noisy = add_flaw(np.zeros((28, 28), dtype=np.float32), "noise", 0)
     diff = difference_map(noisy, np.zeros((28, 28)))  # a model that removes all the salt
-    specks, spots = skipped_specks(diff), corrected_regions(diff)
+    specks, spots = skipped_specks(diff), spots_in(diff)
     assert specks > 10
     total = int((np.abs(diff) > 0.5).sum())
     assert sum(r.area for r in spots) + specks <= total  # every salt pixel is a speck or in a spot
@@ -154,7 +154,7 @@ def test_result_csv_has_a_header_and_one_line_per_result():
 def spot_peak_by_scanning(diff: np.ndarray) -> float:
     """The definition, read literally: the largest |value| v at which {|diff| >= v} still holds a spot."""
     levels = [v for v in np.unique(np.abs(diff)) if v > 0]
-    return max((float(v) for v in levels if corrected_regions(diff, np.nextafter(np.float32(v), np.float32(-1)))),
+    return max((float(v) for v in levels if spots_in(diff, np.nextafter(np.float32(v), np.float32(-1)))),
                default=0.0)
 
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae.correction import corrected_regions
-from vae.display import (
+from studio.display import (
     ADDED_COLOUR,
     CIRCLE_COLOUR,
     REMOVED_COLOUR,
-    circle_regions,
-    describe_regions,
+    circle_spots,
+    describe_spots,
     png_bytes,
     render_difference,
     result_sheet,
@@ -20,6 +19,7 @@ from vae.display import (
     to_rgb,
     upscale,
 )
+from vae.correction import spots_in
 
 from digits import bar_digit
 
@@ -46,21 +46,21 @@ def test_upscale_makes_crisp_blocks_and_to_rgb_makes_gray_uint8():
     assert (big[:, :3] == 0).all() and (big[:, 3:] == 255).all()
 
 
-def test_describe_regions_counts_by_sign():
+def test_describe_spots_counts_by_sign():
     diff = np.zeros((28, 28), dtype=np.float32)
     diff[2:4, 2:4], diff[10:12, 10:12], diff[20:22, 20:22] = 0.9, 0.9, -0.9
-    assert describe_regions(corrected_regions(diff, 0.3)) == "3 corrected spots circled: 2 with ink added, 1 with ink removed"
-    assert describe_regions([]) == "no corrected spot"
+    assert describe_spots(spots_in(diff, 0.3)) == "3 corrected spots circled: 2 with ink added, 1 with ink removed"
+    assert describe_spots([]) == "no corrected spot"
 
 
-def test_describe_regions_says_how_many_specks_were_too_small_to_circle():
+def test_describe_spots_says_how_many_specks_were_too_small_to_circle():
     diff = np.zeros((28, 28), dtype=np.float32)
     diff[2:4, 2:4] = -0.9
-    regions = corrected_regions(diff, 0.3)
-    assert describe_regions(regions, 31) == ("1 corrected spot circled: 1 with ink removed; "
+    regions = spots_in(diff, 0.3)
+    assert describe_spots(regions, 31) == ("1 corrected spot circled: 1 with ink removed; "
                                             "31 smaller specks (under 3 pixels) not circled")
-    assert describe_regions([], 1, min_area=4) == "no corrected spot; 1 smaller speck (under 4 pixels) not circled"
-    assert describe_regions(regions, 0) == "1 corrected spot circled: 1 with ink removed"
+    assert describe_spots([], 1, min_area=4) == "no corrected spot; 1 smaller speck (under 4 pixels) not circled"
+    assert describe_spots(regions, 0) == "1 corrected spot circled: 1 with ink removed"
 
 
 def test_result_sheet_puts_the_panels_side_by_side_with_room_for_captions():
@@ -92,8 +92,8 @@ def test_circles_are_drawn_around_regions_on_an_enlarged_copy():
     image = bar_digit()
     diff = np.zeros((28, 28), dtype=np.float32)
     diff[10:13, 20:23] = -0.8
-    regions = corrected_regions(diff, 0.3)
-    circled = circle_regions(image, regions, scale=10)
+    regions = spots_in(diff, 0.3)
+    circled = circle_spots(image, regions, scale=10)
     assert circled.shape == (280, 280, 3) and circled.dtype == np.uint8
     red = (circled == CIRCLE_COLOUR).all(axis=2)
     # Red on the circle (left and right of the spot, at its radius), none on the spot itself.
@@ -103,7 +103,7 @@ def test_circles_are_drawn_around_regions_on_an_enlarged_copy():
     assert red[int(centre_y), int(centre_x - radius_px) - 1: int(centre_x - radius_px) + 2].any()
     assert not red[100:130, 200:230].any()
     # Without regions it is just the enlarged image.
-    np.testing.assert_array_equal(circle_regions(image, [], scale=10), upscale(to_rgb(image), 10))
+    np.testing.assert_array_equal(circle_spots(image, [], scale=10), upscale(to_rgb(image), 10))
 
 
 def test_upscale_repeats_pixels():

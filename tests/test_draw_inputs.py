@@ -1,7 +1,8 @@
 """studio.draw_inputs: which kept inputs go back into the Draw page's widgets, and the comparison list."""
 import numpy as np
 
-from studio.draw_inputs import COMPARED_LIMIT, WIDGET_KEYS, to_restore, with_compared
+from studio.draw_inputs import WIDGET_KEYS, to_restore, with_compared
+from vae.server.limits import LIMITS
 
 
 def test_only_widgets_that_lost_their_value_get_the_kept_copy():
@@ -20,7 +21,7 @@ def test_compared_digits_are_newest_first_without_repeats_and_at_most_five():
     for i in range(7):
         rows = with_compared(rows, row(f"test #{i}"))
     assert [r["input"] for r in rows] == ["test #6", "test #5", "test #4", "test #3", "test #2"]
-    assert len(rows) == COMPARED_LIMIT
+    assert len(rows) == LIMITS.compared_digits
     rows = with_compared(rows, row("test #4"))  # again: moves to the front, listed once
     assert [r["input"] for r in rows] == ["test #4", "test #6", "test #5", "test #3", "test #2"]
     # The same name with another drawing, or through another model, is another row.

@@ -1,17 +1,18 @@
 """The background job runner: real child processes training tiny models into a temp folder."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
 
 import pytest
 
-from vae import jobs, load_checkpoint
-from vae.checkpoint import clean_stale_temp_files, save_checkpoint
+from vae import load_checkpoint
+from vae.checkpoint import SHIPPED, clean_stale_temp_files, save_checkpoint
 from vae.data import default_data_root
 from vae.model import build_model
-from vae.registry import SHIPPED
+from vae.server import jobs, limits
 from vae.train import Progress
 from vae.training_run import TrainingSpec
 
@@ -121,7 +122,7 @@ def test_a_save_killed_midway_leaves_a_temp_file_that_the_next_scan_removes(tmp_
     import subprocess
     import sys
 
-    from vae import registry
+    from vae.server import registry
 
     child = subprocess.Popen([sys.executable, "-c", KILLED_MID_SAVE, str(tmp_path / "vae-z2-x.pt")],
                              cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
@@ -241,9 +242,8 @@ def test_one_running_job_per_visitor_and_only_its_owner_may_cancel_it(manager):
 
 
 def test_a_visitor_with_too_many_models_must_delete_one_first(manager):
-    from vae import registry
 
-    for i in range(registry.MAX_MODELS_PER_OWNER):
+    for i in range(limits.LIMITS.models_per_visitor):
         save_checkpoint(build_model("vae", 2), manager.folder / f"m{i}.pt", {"owner": "c" * 32})
     with pytest.raises(jobs.JobLimitReached, match="delete one"):
         manager.start(TINY, owner="c" * 32)
@@ -288,9 +288,8 @@ def test_a_job_that_ends_removes_the_temp_files_of_dead_saves(manager):
 
 
 def test_the_server_holds_a_limited_number_of_visitors_models(manager, monkeypatch):
-    from vae import registry
 
-    monkeypatch.setattr(registry, "MAX_VISITOR_MODELS", 3)
+    monkeypatch.setattr(limits, "LIMITS", dataclasses.replace(limits.LIMITS, visitor_models_on_server=3))
     for i in range(3):  # three visitors, one model each: each visitor is under their own limit
         save_checkpoint(build_model("vae", 2), manager.folder / f"v{i}.pt", {"owner": f"{i}" * 32})
     with pytest.raises(jobs.JobLimitReached, match="visitors' models, its limit"):
@@ -299,7 +298,7 @@ def test_the_server_holds_a_limited_number_of_visitors_models(manager, monkeypat
 
 
 def test_a_rescan_reads_only_files_that_changed(tmp_path, monkeypatch):
-    from vae import registry
+    from vae.server import registry
 
     for i in range(3):
         save_checkpoint(build_model("vae", 2), tmp_path / f"m{i}.pt")

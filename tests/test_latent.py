@@ -4,18 +4,17 @@ import numpy as np
 import pytest
 import torch
 
+from studio.display import tile
 from vae import ConvAE, ConvVAE
+from vae.generate import decode_grid
 from vae.latent import (
     cluster_scores,
     cluster_size_ratio,
     embed_dataset,
     embed_digit,
-    grid_extent,
     knn_accuracy,
-    latent_grid,
-    project,
     reconstruct_rows,
-    tile,
+    reduce,
 )
 
 
@@ -57,14 +56,14 @@ def test_pca_orders_axes_by_variance_and_keeps_distances_of_a_flat_cloud():
     # Variance 100, 9, 1 along three random orthogonal directions in 6-D, nothing along the rest.
     basis, _ = np.linalg.qr(rng.normal(size=(6, 6)))
     z = (rng.normal(size=(500, 3)) * [10.0, 3.0, 1.0]) @ basis[:3] + 5.0
-    p = project(z, 2)
+    p = reduce(z, 2)
     assert p.method == "pca" and p.coords.shape == (500, 2)
     variances = p.coords.var(axis=0)
     assert variances[0] > variances[1] > 0
     assert p.explained_variance_ratio[0] > p.explained_variance_ratio[1]
     assert abs(p.explained_variance_ratio.sum() - (100 + 9) / 110) < 0.03
     # With all three axes the projection is a rotation: pairwise distances survive.
-    p3 = project(z, 3, "pca")
+    p3 = reduce(z, 3, "pca")
     d_before = np.linalg.norm(z[:50, None] - z[None, :50], axis=-1)
     d_after = np.linalg.norm(p3.coords[:50, None] - p3.coords[None, :50], axis=-1)
     np.testing.assert_allclose(d_after, d_before, atol=1e-8)
@@ -72,35 +71,35 @@ def test_pca_orders_axes_by_variance_and_keeps_distances_of_a_flat_cloud():
 
 def test_pca_places_new_points_like_the_fitted_ones():
     z, _ = blobs(8.0)
-    p = project(z, 2, "pca")
+    p = reduce(z, 2, "pca")
     np.testing.assert_allclose(p.place(z[:4]), p.coords[:4], atol=1e-9)
     assert p.place(z[0]).shape == (1, 2)
 
 
 def test_identity_when_the_latent_already_has_the_view_dims():
     z = np.arange(12, dtype=np.float32).reshape(4, 3)
-    p = project(z, 3)
+    p = reduce(z, 3)
     assert p.method == "identity"
     np.testing.assert_array_equal(p.coords, z)
-    first_two = project(z, 2, "identity")
+    first_two = reduce(z, 2, "identity")
     np.testing.assert_array_equal(first_two.coords, z[:, :2])
     np.testing.assert_array_equal(first_two.place(np.array([[7.0, 8.0, 9.0]])), [[7.0, 8.0]])
 
 
 def test_project_rejects_impossible_views():
     with pytest.raises(ValueError, match="2 or 3"):
-        project(np.zeros((5, 4)), 4)
+        reduce(np.zeros((5, 4)), 4)
     with pytest.raises(ValueError, match="2-D latent"):
-        project(np.zeros((5, 2)), 3, "identity")
+        reduce(np.zeros((5, 2)), 3, "identity")
     with pytest.raises(ValueError, match="unknown projection"):
-        project(np.zeros((5, 4)), 2, "umap")
+        reduce(np.zeros((5, 4)), 2, "umap")
 
 
 def test_tsne_runs_on_a_seeded_subsample_and_places_new_points_at_their_nearest_neighbour():
     z, labels = blobs(20.0, n_per=30)
-    p = project(z, 2, "tsne", sample_size=60, seed=3)
+    p = reduce(z, 2, "tsne", sample_size=60, seed=3)
     assert p.coords.shape == (60, 2) and len(np.unique(p.rows)) == 60
-    again = project(z, 2, "tsne", sample_size=60, seed=3)
+    again = reduce(z, 2, "tsne", sample_size=60, seed=3)
     np.testing.assert_array_equal(p.rows, again.rows)
     sampled = p.rows[5]
     np.testing.assert_allclose(p.place(z[sampled] + 1e-6), p.coords[[5]])
@@ -138,25 +137,21 @@ def test_cluster_scores_need_two_labels():
 
 # --- decoded grid and tiles ------------------------------------------------------------------------------
 
-def test_latent_grid_is_one_tiled_image_of_decoded_digits():
+def test_decoded_grid_tiles_like_the_scatter_plot():
     torch.manual_seed(0)
     model = ConvVAE(2).eval()
     extent = ((-2.0, 2.0), (-1.0, 1.0))
-    image = latent_grid(model, extent, steps=4)
-    assert image.shape == (4 * 28, 4 * 28)
+    images = decode_grid(model, extent, steps=4)
+    assert images.shape == (16, 28, 28)
+    image = tile(images, 4)
     assert 0.0 <= image.min() and image.max() <= 1.0
     # Bottom-left tile is the decoding of (x_min, y_min): the grid is laid out like the scatter plot.
     with torch.no_grad():
         corner = model.decode(torch.tensor([[-2.0, -1.0]]))[0, 0].numpy()
     np.testing.assert_allclose(image[-28:, :28], corner, atol=1e-5)
     with pytest.raises(ValueError, match="2-D latent"):
-        latent_grid(ConvAE(3), extent, 2)
+        decode_grid(ConvAE(3), extent, 2)
 
-
-def test_grid_extent_spans_the_percentiles():
-    z = np.stack([np.linspace(0, 100, 101), np.linspace(-1, 1, 101)], axis=1)
-    (x0, x1), (y0, y1) = grid_extent(z, percentile=5)
-    assert (x0, x1) == pytest.approx((5, 95)) and (y0, y1) == pytest.approx((-0.9, 0.9))
 
 
 def test_tile_places_images_row_major_with_gaps():

@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from vae import precomputed
-from vae.checkpoint import save_checkpoint
+from vae.checkpoint import SHIPPED, save_checkpoint
 from vae.data import FALLBACK_SUBSET, MnistData, rows_seen_by, training_rows
 from vae.latent import cluster_scores, embed_dataset
 from vae.model import ConvVAE
-from vae.registry import SHIPPED
-from vae.scores import dataset_errors
+from vae.scores import dataset_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -63,8 +62,8 @@ def test_a_shipped_precomputed_file_equals_a_fresh_computation(name, mnist):
     model, _ = load_checkpoint(checkpoint)
     rows = torch.from_numpy(np.random.default_rng(0).choice(60_000, 500, replace=False))
     test_rows = torch.arange(0, 10_000, 20)
-    assert pre.train_errors[rows.numpy()] == pytest.approx(dataset_errors(model, mnist.train_images[rows]), rel=1e-5)
-    assert pre.test_errors[test_rows.numpy()] == pytest.approx(dataset_errors(model, mnist.test_images[test_rows]), rel=1e-5)
+    assert pre.train_errors[rows.numpy()] == pytest.approx(dataset_scores(model, mnist.train_images[rows]), rel=1e-5)
+    assert pre.test_errors[test_rows.numpy()] == pytest.approx(dataset_scores(model, mnist.test_images[test_rows]), rel=1e-5)
     fresh = embed_dataset(model, mnist.test_images[test_rows])
     assert np.allclose(pre.test_embeddings[test_rows.numpy()], fresh, rtol=2e-3, atol=2e-3)  # stored as float16
     if model.latent_dim == 2:  # the scores themselves, from fresh full-precision embeddings

@@ -7,9 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio import navigation
-from vae import registry
-from vae.checkpoint import CHECKPOINT_DIR, default_checkpoint_path, save_checkpoint
+from vae.checkpoint import checkpoint_dir, default_checkpoint_path, save_checkpoint
 from vae.model import ConvAE, ConvVAE
+from vae.server import registry
 
 
 @pytest.fixture
@@ -35,9 +35,9 @@ def test_scan_lists_shipped_first_then_own_newest_first_and_broken_ones_with_the
     broken = next(e for e in entries if e.path.name == "broken.pt")
     assert not broken.ok and "not a PyTorch checkpoint" in broken.error and "BROKEN" in broken.label
     vae2 = next(e for e in entries if e.path.name == "vae-z2.pt")
-    assert vae2.ok and vae2.shipped and vae2.label == "vae-z2 · VAE z=2 · test 123.4 · mnist"
+    assert vae2.ok and vae2.shipped and vae2.label == "vae-z2 · VAE z=2 · test loss 123.4 · all digits · mnist"
     mine = next(e for e in entries if e.path.name == "vae-z16-mine.pt")
-    assert not mine.shipped and "digits 17" in mine.label
+    assert not mine.shipped and "digits 1, 7" in mine.label
 
 
 TOKEN, OTHER_TOKEN = "visitor-token-aaaaaaaa", "visitor-token-bbbbbbbb"
@@ -187,7 +187,7 @@ def test_default_names_say_kind_latent_digits_time_and_are_unique(tmp_path):
 
 @pytest.mark.slow
 def test_a_broken_checkpoint_is_listed_with_its_reason_and_the_others_keep_working(app_environment):
-    broken = CHECKPOINT_DIR / "zz-broken-by-test.pt"
+    broken = checkpoint_dir() / "zz-broken-by-test.pt"
     broken.write_bytes(b"\x80\x04garbage")
     try:
         at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120).run()
@@ -204,7 +204,7 @@ def test_a_broken_checkpoint_is_listed_with_its_reason_and_the_others_keep_worki
 @pytest.mark.slow
 def test_a_checkpoint_with_bad_metadata_breaks_no_page(app_environment):
     """A loadable file whose metadata says digits=5 raised in the picker's label on every page."""
-    bad = CHECKPOINT_DIR / "zz-bad-metadata-by-test.pt"
+    bad = checkpoint_dir() / "zz-bad-metadata-by-test.pt"
     save_checkpoint(ConvVAE(2), bad, {"digits": 5, "test_loss": {"total": 1.0}})
     try:
         at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=120).run()

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vae.preprocess import prepare_array
-from vae.uploads import load_uploaded_image
+from vae.server.uploads import load_uploaded_image
 
 
 def encoded(image: Image.Image, fmt: str) -> bytes:

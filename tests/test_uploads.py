@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # a Python process per case
 CHILD = r"""
 import gc, io, json, sys
 from PIL import Image, ImageDraw
-from vae.uploads import load_uploaded_image
+from vae.server.uploads import load_uploaded_image
 from vae.preprocess import prepare_array
 
 fmt, width, height, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

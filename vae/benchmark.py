@@ -24,7 +24,7 @@ from scipy import ndimage
 from torch import nn
 
 from . import __version__
-from .checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from .checkpoint import ONE_CLASS_FOLDER, checkpoint_dir, load_checkpoint, save_checkpoint
 from .correction import calibrate_spot_level, corrected_spots_batch
 from .data import MnistData, to_float
 from .detector import DETECTOR_SCORES, Detector
@@ -35,9 +35,15 @@ from .preprocess import prepare_array
 from .scores import SCORES, dataset_scores
 from .train import TrainConfig, format_duration, train
 
-RESULTS_DIR = CHECKPOINT_DIR / "benchmark"
-ONE_CLASS_DIR = CHECKPOINT_DIR / "one-class"
-CLASSIFIER_PATH = RESULTS_DIR / "digit-classifier.pt"
+CLASSIFIER_FILE = "digit-classifier.pt"  # in results_dir()
+
+
+def results_dir() -> Path:
+    return checkpoint_dir() / "benchmark"
+
+
+def one_class_dir() -> Path:
+    return checkpoint_dir() / ONE_CLASS_FOLDER
 BENCHMARKS = ("one-class", "flaws", "ood", "identity")
 
 # Mean AUROC over the ten digits on the same one-class MNIST protocol, as each paper reports it.
@@ -77,8 +83,8 @@ def applicable_scores(model) -> list[str]:
 
 # --- one-class ------------------------------------------------------------------------------------
 
-def one_class_path(kind: str, latent: int, digit: int, folder: str | os.PathLike = ONE_CLASS_DIR) -> Path:
-    return Path(folder) / f"{kind}-z{latent}-d{digit}.pt"
+def one_class_path(kind: str, latent: int, digit: int, folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or one_class_dir()) / f"{kind}-z{latent}-d{digit}.pt"
 
 
 def evaluate_one_class(model, data: MnistData, digits, scores=None) -> dict[str, float]:
@@ -98,7 +104,7 @@ def evaluate_one_class(model, data: MnistData, digits, scores=None) -> dict[str,
 
 def one_class(data: MnistData, kind: str = "vae", latent: int = 64, epochs: int = 60, seeds: int = 1,
               digits=range(10), batch_size: int = 128, beta: float = 1.0, train_models: bool = True,
-              models_dir: str | os.PathLike = ONE_CLASS_DIR, log: Log = _quiet, on_progress=None) -> dict:
+              models_dir: str | os.PathLike | None = None, log: Log = _quiet, on_progress=None) -> dict:
     """Per digit and seed, AUROC for every score. With train_models, trains each model (the first seed's
     are saved to `models_dir`); without, evaluates the models already there (one seed)."""
     rows = []
@@ -261,10 +267,10 @@ def train_classifier(data: MnistData, epochs: int = 2, seed: int = 0) -> DigitCl
     return model.eval()
 
 
-def classifier(data: MnistData, path: str | os.PathLike = CLASSIFIER_PATH, retrain: bool = False,
+def classifier(data: MnistData, path: str | os.PathLike | None = None, retrain: bool = False,
                log: Log = _quiet) -> DigitClassifier:
     """The judging CNN: loaded from `path` (weights only), or trained on data and saved there atomically."""
-    path = Path(path)
+    path = Path(path or results_dir() / CLASSIFIER_FILE)
     model = DigitClassifier()
     if path.exists() and not retrain:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -291,11 +297,11 @@ def identity(models: dict, data: MnistData, classifier: DigitClassifier, log: Lo
 
 # --- results files ----------------------------------------------------------------------------------
 
-def results_path(benchmark: str, folder: str | os.PathLike = RESULTS_DIR) -> Path:
-    return Path(folder) / f"{benchmark}.json"
+def results_path(benchmark: str, folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or results_dir()) / f"{benchmark}.json"
 
 
-def write_results(benchmark: str, results: dict, folder: str | os.PathLike = RESULTS_DIR, seconds: float | None = None) -> Path:
+def write_results(benchmark: str, results: dict, folder: str | os.PathLike | None = None, seconds: float | None = None) -> Path:
     """Atomically write {benchmark, version, machine, seconds, results} as JSON."""
     path = results_path(benchmark, folder)
     payload = {"benchmark": benchmark, "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
@@ -305,7 +311,7 @@ def write_results(benchmark: str, results: dict, folder: str | os.PathLike = RES
     return path
 
 
-def read_results(benchmark: str, folder: str | os.PathLike = RESULTS_DIR) -> dict | None:
+def read_results(benchmark: str, folder: str | os.PathLike | None = None) -> dict | None:
     """The JSON a benchmark wrote, or None if it has not been run."""
     path = results_path(benchmark, folder)
     try:

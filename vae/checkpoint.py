@@ -233,7 +233,19 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return load_checkpoint(path)[1]
 
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+# Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
+SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
+ONE_CLASS_FOLDER = "one-class"  # the one-class benchmark's models (vae/benchmark.py), shipped like SHIPPED
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS_ENV = "STUDIO_CHECKPOINTS"  # the one setting that moves the whole model store
+
+
+def checkpoint_dir() -> Path:
+    """The checkpoints folder, read at call time: $STUDIO_CHECKPOINTS if set, else the repo's checkpoints/.
+
+    It holds everything the app serves: the shipped models, one-class/, benchmark/, precomputed/ and the
+    visitors' models. A deployment that moves it copies the repo's folder there first."""
+    return Path(os.environ.get(CHECKPOINTS_ENV) or REPO_CHECKPOINTS)
 
 
 def default_checkpoint_path(kind: str, latent_dim: int, digits=None, folder: str | os.PathLike | None = None,
@@ -241,7 +253,7 @@ def default_checkpoint_path(kind: str, latent_dim: int, digits=None, folder: str
     """checkpoints/vae-z16-d017-20261127-031500.pt: kind, latent size, digits (if not all), time."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
     digits_part = f"-d{''.join(str(d) for d in sorted(digits))}" if digits else ""
-    folder = Path(folder) if folder is not None else CHECKPOINT_DIR
+    folder = Path(folder) if folder is not None else checkpoint_dir()
     path = folder / f"{kind}-z{latent_dim}{digits_part}-{stamp}{SUFFIX}"
     n = 2
     while path.exists():  # two trainings finishing in the same second

@@ -12,11 +12,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import __version__
-from . import bench as bench_module
 from . import benchmark as benchmark_module
-from .checkpoint import CHECKPOINT_DIR, OWNER_PATTERN, CheckpointError, load_checkpoint
+from . import speed as bench_module
+from .checkpoint import OWNER_PATTERN, CheckpointError, checkpoint_dir, load_checkpoint
 from .data import DataUnavailable, load_mnist
-from .devices import DEVICE_CHOICES, describe, pick_device
+from .devices import DEVICE_CHOICES, device_name, pick_device
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
 from .training_run import TrainingSpec, check_destination, parse_digits, run_training
 
@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
     data = load_mnist(args.data_root)
     print(f"data: {data.source_label}", file=sys.stderr)
     if device.type != "cpu":
-        print(f"device: {describe(device)}", file=sys.stderr)
+        print(f"device: {device_name(device)}", file=sys.stderr)
     reports = JsonReports() if args.progress == "json" else ProgressBar()
     try:
         path, metadata, result = run_training(spec, out=args.out, folder=args.out_dir, data=data, force=args.force,
@@ -187,7 +187,7 @@ def cmd_bench(args) -> int:
 
 
 def _model_ref(text: str) -> str:
-    return text if text.endswith(".pt") else str(CHECKPOINT_DIR / f"{text}.pt")
+    return text if text.endswith(".pt") else str(checkpoint_dir() / f"{text}.pt")
 
 
 def cmd_benchmark(args) -> int:
@@ -230,7 +230,7 @@ def cmd_benchmark(args) -> int:
         for name, model in models.items():
             log(f"{name}:")
             results["models"][name] = run(model, data, log=log, **extra)
-    path = benchmark_module.write_results(which, results, args.results_dir or benchmark_module.RESULTS_DIR,
+    path = benchmark_module.write_results(which, results, args.results_dir or benchmark_module.results_dir(),
                                           time.perf_counter() - start)
     print(f"wrote {path} ({format_duration(time.perf_counter() - start)})")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,26 +38,21 @@ def difference_map(input28: np.ndarray, recon28: np.ndarray) -> np.ndarray:
 # --- the spots the model corrected ---------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Region:
+class Spot:
     """One connected spot where |difference| exceeds the level, in 28×28 pixel coordinates
     (pixel (r, c) has its centre at (r, c))."""
     centre: tuple[float, float]  # (row, col)
     radius: float  # a circle about `centre` with this radius covers every pixel of the spot
     bbox: tuple[int, int, int, int]  # (top, left, bottom, right), bottom and right exclusive
     area: int  # pixels
-    sign: str  # "added", "removed" or "mixed"
+    sign: str  # "added", "removed" or "mixed": what the model did there
     peak: float  # largest |difference| in the spot
+    mask: np.ndarray = field(compare=False, repr=False)  # (28, 28) bool: the spot's pixels
 
 
-def corrected_regions(diff: np.ndarray, level: float = DEFAULT_LEVEL,
-                      min_area: int = MIN_REGION_AREA) -> list[Region]:
-    """Connected spots (8-neighbourhood) where |diff| > level, largest change first.
-    Spots under `min_area` pixels are left out so single noisy pixels are not circled."""
-    return [region for region, _ in _components(diff, level, min_area)]
-
-
-def _components(diff: np.ndarray, level: float, min_area: int) -> list[tuple[Region, np.ndarray]]:
-    """(region, its (28, 28) bool mask) for each connected spot of at least min_area pixels, largest change first."""
+def spots_in(diff: np.ndarray, level: float = DEFAULT_LEVEL, min_area: int = MIN_REGION_AREA) -> list[Spot]:
+    """Connected spots (8-neighbourhood) of one 28×28 difference map where |diff| > level, largest change
+    first. Spots under `min_area` pixels are left out so single noisy pixels are not circled."""
     diff = np.asarray(diff, dtype=np.float32)
     if diff.ndim != 2:
         raise ValueError(f"expected a 2-D difference map, got shape {diff.shape}")
@@ -74,14 +69,13 @@ def _components(diff: np.ndarray, level: float, min_area: int) -> list[tuple[Reg
         # Farthest pixel centre, plus half a pixel diagonal so the whole square lies inside.
         radius = float(np.hypot(rows - centre_r, cols - centre_c).max()) + math.sqrt(0.5)
         sign = "added" if (values > 0).all() else "removed" if (values < 0).all() else "mixed"
-        region = Region((float(centre_r), float(centre_c)), radius, (int(top), int(left), int(bottom), int(right)),
-                        int(rows.size), sign, float(np.abs(values).max()))
-        found.append((region, labels == index))
-    return sorted(found, key=lambda pair: (pair[0].peak, pair[0].area), reverse=True)
+        found.append(Spot((float(centre_r), float(centre_c)), radius, (int(top), int(left), int(bottom), int(right)),
+                          int(rows.size), sign, float(np.abs(values).max()), labels == index))
+    return sorted(found, key=lambda spot: (spot.peak, spot.area), reverse=True)
 
 
 def skipped_specks(diff: np.ndarray, level: float = DEFAULT_LEVEL, min_area: int = MIN_REGION_AREA) -> int:
-    """How many spots `corrected_regions` leaves out for being under `min_area` pixels, so the page can
+    """How many spots `spots_in` leaves out for being under `min_area` pixels, so the page can
     say that they exist (salt-and-pepper noise gives dozens of one-pixel specks that are not circled)."""
     labels, count = ndimage.label(np.abs(np.asarray(diff, dtype=np.float32)) > level, structure=np.ones((3, 3), dtype=bool))
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]  # [0] is the background
@@ -101,16 +95,7 @@ CALIBRATION_IMAGES = 1000
 CALIBRATION_PERCENTILE = 97.0  # ~3 % of training digits get a circle at the calibrated level
 
 
-@dataclass(frozen=True)
-class Spot:
-    """A corrected spot: its bounding box (y0, x0, y1, x1), y1 and x1 exclusive, and its pixels, on the 28×28 grid."""
-    bbox: tuple[int, int, int, int]
-    mask: np.ndarray  # (28, 28) bool
-    sign: str  # "added", "removed" or "mixed": what the model did there
-    peak: float  # largest |difference| in the spot
-
-
-def project(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.ndarray:
+def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.ndarray:
     """(N, 28, 28) float images in [0, 1] → (N, 28, 28): each decoded from the z that best fits it.
 
     Starts from the encoder's z; minimises Σ|decode(z) − x| (+ ½|z|², the prior, for a VAE) with Adam.
@@ -121,27 +106,17 @@ def project(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.ndar
         z = model.embed(x)
     z.requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=PROJECTION_LR)
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        for _ in range(steps):
-            loss = (model.decode(z) - x).abs().sum()
-            if model.kind == "vae":
-                loss = loss + 0.5 * z.pow(2).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    for _ in range(steps):
+        loss = (model.decode(z) - x).abs().sum()
+        if model.kind == "vae":
+            loss = loss + 0.5 * z.pow(2).sum()
+        # The gradient of z alone: the model is shared by every session (st.cache_resource), so its
+        # parameters are neither switched nor given .grad here.
+        (z.grad,) = torch.autograd.grad(loss, z)
+        optimizer.step()
     with torch.no_grad():
         return model.decode(z)[:, 0].cpu().numpy()
 
-
-def spots_in(diff: np.ndarray, level: float, min_area: int = MIN_REGION_AREA) -> list[Spot]:
-    """The spots of one 28×28 difference map where |diff| > level, largest change first."""
-    return [Spot(region.bbox, mask, region.sign, region.peak) for region, mask in _components(diff, level, min_area)]
 
 
 def spot_peaks(diffs: np.ndarray, min_area: int = MIN_REGION_AREA) -> np.ndarray:
@@ -180,9 +155,9 @@ _WITHIN_EACH_MAP[1] = True  # 8-connected within a map, never across maps
 
 def fitted_difference(model, images: np.ndarray) -> np.ndarray:
     """(N, 28, 28) or (28, 28) images in [0, 1] → the same shape: the closest digit the model can draw
-    (`project`) − the image. The calibrated spots are read from this map."""
+    (`fit_codes`) − the image. The calibrated spots are read from this map."""
     images = np.asarray(images, dtype=np.float32)
-    return (project(model, images.reshape(-1, 28, 28)) - images.reshape(-1, 28, 28)).reshape(images.shape)
+    return (fit_codes(model, images.reshape(-1, 28, 28)) - images.reshape(-1, 28, 28)).reshape(images.shape)
 
 
 def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> float:

@@ -25,7 +25,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def describe(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     """'CPU (2 threads)', 'CUDA: NVIDIA H100 80GB HBM3', 'Apple MPS' — for the sidebar and the CLI."""
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"

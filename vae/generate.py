@@ -1,15 +1,23 @@
 """The generative side of a model: digits decoded from the prior, from a straight path between two digits'
-codes, and from any one point of the latent space.
+codes, from a grid over a 2-D latent and from any one point of the latent space; and for one digit, how sure
+a VAE's encoder is of its code (the posterior σ per dimension) and what decoding codes drawn from it gives
+(a plain AE has a single code per image, so it has neither: those functions return None for it).
 
 Images come back as float numpy arrays (N, 28, 28) in [0, 1], like vae.latent's; the Latent space page
 lays them out.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from .latent import embed_digit
+
+SAMPLE_COUNT = 4  # sampled reconstructions shown beside the deterministic one
+SAMPLE_SEED = 0  # the same samples on every rerun, so the page does not flicker
+INFORMATIVE_SIGMA = 0.5  # a dimension the encoder pins down this much carries the digit
 
 
 class NoPrior(ValueError):
@@ -74,3 +82,58 @@ def latent_ranges(z: np.ndarray, percentile: float = 1.0) -> list[tuple[float, f
     low, high = np.percentile(z, [percentile, 100 - percentile], axis=0)
     return [(float(lo), float(hi)) for lo, hi in zip(low, high)]
 
+
+
+def decode_grid(model, ranges, steps: int = 20) -> np.ndarray:
+    """A steps×steps grid over a 2-D latent plane, ranges ((x_low, x_high), (y_low, y_high)), decoded:
+    (steps², 28, 28), row-major and laid out like the scatter plot (z1 grows to the right, z2 upward)."""
+    if model.latent_dim != 2:
+        raise ValueError(f"a decoded grid needs a 2-D latent, this model's is {model.latent_dim}-D")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    (x0, x1), (y0, y1) = ranges
+    xs, ys = np.linspace(x0, x1, steps), np.linspace(y1, y0, steps)  # top row = largest z2
+    return decode_points(model, np.array([(x, y) for y in ys for x in xs], dtype=np.float32))
+
+
+
+@dataclass(frozen=True)
+class Posterior:
+    mean: np.ndarray  # (latent_dim,) the code the deterministic reconstruction decodes
+    std: np.ndarray  # (latent_dim,) σ of q(z | x) per dimension, > 0
+
+
+def _as_batch(image28: np.ndarray) -> torch.Tensor:
+    image28 = np.asarray(image28, dtype=np.float32)
+    if image28.shape != (28, 28):
+        raise ValueError(f"expected a prepared 28×28 image, got shape {image28.shape}")
+    return torch.from_numpy(image28).view(1, 1, 28, 28)
+
+
+@torch.no_grad()
+def posterior_of(model, image28: np.ndarray) -> Posterior | None:
+    """q(z | x) of one prepared digit under a VAE; None for an AE (its code is a point)."""
+    x = _as_batch(image28)
+    if model.kind != "vae":
+        return None
+    model.eval()
+    q = model.posterior(x)
+    return Posterior(q.mean[0].cpu().numpy(), q.stddev[0].cpu().numpy())
+
+
+@torch.no_grad()
+def sampled_reconstructions(model, image28: np.ndarray, count: int = SAMPLE_COUNT,
+                            seed: int = SAMPLE_SEED) -> np.ndarray | None:
+    """`count` decodings (count, 28, 28) of codes z ~ q(z | x), the same for a seed; None for an AE."""
+    posterior = posterior_of(model, image28)
+    if posterior is None:
+        return None
+    noise = torch.randn(count, posterior.mean.size, generator=torch.Generator().manual_seed(seed))
+    z = torch.from_numpy(posterior.mean) + torch.from_numpy(posterior.std) * noise
+    return model.decode(z)[:, 0].cpu().numpy()
+
+
+def informative_dims(std: np.ndarray, below: float = INFORMATIVE_SIGMA) -> int:
+    """How many latent dimensions have σ under `below`: those carry this digit. The others stay near
+    the prior's σ = 1 (KL pushes unused dimensions there), so decoding ignores them."""
+    return int((np.asarray(std) < below).sum())

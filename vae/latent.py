@@ -111,7 +111,7 @@ def tsne(z: np.ndarray, dims: int, sample_size: int = TSNE_SAMPLE, seed: int = 0
     return Projection("tsne", coords, rows, fitted_latents=z[rows])
 
 
-def project(z: np.ndarray, dims: int, method: str | None = None, sample_size: int = TSNE_SAMPLE,
+def reduce(z: np.ndarray, dims: int, method: str | None = None, sample_size: int = TSNE_SAMPLE,
             seed: int = 0) -> Projection:
     """A `dims`-D view of latents z (N, latent).
 
@@ -190,48 +190,6 @@ def cluster_scores(z: np.ndarray, labels: np.ndarray, k: int = KNN_K, silhouette
         "silhouette": float(silhouette_score(z, labels, sample_size=sample, random_state=seed)),
         "size_ratio": cluster_size_ratio(z, labels),
     }
-
-
-def grid_extent(z2: np.ndarray, percentile: float = 1.0) -> tuple[tuple[float, float], tuple[float, float]]:
-    """((x_min, x_max), (y_min, y_max)) covering the embeddings between the given low/high percentiles."""
-    z2 = np.asarray(z2, dtype=np.float64)
-    if z2.ndim != 2 or z2.shape[1] != 2:
-        raise ValueError(f"expected 2-D latents (N, 2), got shape {z2.shape}")
-    low, high = np.percentile(z2, [percentile, 100 - percentile], axis=0)
-    return (float(low[0]), float(high[0])), (float(low[1]), float(high[1]))
-
-
-def tile(images: np.ndarray, columns: int, gap: int = 0, fill: float = 1.0) -> np.ndarray:
-    """(N, H, W) → one image of `columns` per row, row-major, with `gap` pixels of `fill` between."""
-    from torchvision.utils import make_grid
-
-    images = torch.from_numpy(np.asarray(images, dtype=np.float32))
-    n, h, w = images.shape
-    # Blank slots fill the last row: make_grid would otherwise narrow a grid of fewer than `columns` images.
-    slots = torch.cat([images, torch.full((-n % columns, h, w), fill)])
-    grid = make_grid(slots[:, None], nrow=columns, padding=gap, pad_value=fill)[0]
-    if len(slots) > 1:  # make_grid frames the tiles in `gap` too (a lone image it returns as it is)
-        grid = grid[gap:grid.shape[0] - gap, gap:grid.shape[1] - gap]
-    return grid.numpy()
-
-
-@torch.no_grad()
-def latent_grid(model, extent: tuple[tuple[float, float], tuple[float, float]], steps: int = 20) -> np.ndarray:
-    """Decode a steps×steps grid over a 2-D latent plane into one (steps·28, steps·28) image in [0, 1].
-
-    Laid out like the scatter plot: z1 grows to the right, z2 grows upward.
-    """
-    if model.latent_dim != 2:
-        raise ValueError(f"a decoded grid needs a 2-D latent, this model's is {model.latent_dim}-D")
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    (x0, x1), (y0, y1) = extent
-    xs = np.linspace(x0, x1, steps)
-    ys = np.linspace(y1, y0, steps)  # top row = largest z2
-    grid = np.array([(x, y) for y in ys for x in xs], dtype=np.float32)
-    model.eval()
-    images = model.decode(torch.from_numpy(grid))[:, 0].cpu().numpy()
-    return tile(images, steps)
 
 
 @torch.no_grad()

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CHECKPOINT_DIR
+from .checkpoint import checkpoint_dir
 from .data import MnistData
 from .files import write_atomically
 from .latent import cluster_scores, embed_dataset
-from .scores import dataset_errors
+from .scores import dataset_scores
 
-PRECOMPUTED_DIR = CHECKPOINT_DIR / "precomputed"
 FORMAT = "conv-vae-studio-precomputed/1"
 SCORE_NAMES = ("knn_accuracy", "silhouette", "size_ratio")  # the order of the stored cluster scores
 
@@ -43,16 +42,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def precomputed_path(checkpoint: str | os.PathLike, folder: str | os.PathLike = PRECOMPUTED_DIR) -> Path:
-    return Path(folder) / f"{Path(checkpoint).stem}.npz"
+def precomputed_dir() -> Path:
+    return checkpoint_dir() / "precomputed"
+
+
+def precomputed_path(checkpoint: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or precomputed_dir()) / f"{Path(checkpoint).stem}.npz"
 
 
 def compute(model, data: MnistData) -> Precomputed:
     """Everything a first visit asks of one model, over the whole of `data`."""
     embeddings = embed_dataset(model, data.test_images)
     return Precomputed(
-        train_errors=dataset_errors(model, data.train_images),
-        test_errors=dataset_errors(model, data.test_images),
+        train_errors=dataset_scores(model, data.train_images),
+        test_errors=dataset_scores(model, data.test_images),
         test_embeddings=embeddings,
         cluster_scores=cluster_scores(embeddings, data.test_labels.numpy()),
     )
@@ -69,7 +72,7 @@ def write(path: str | os.PathLike, pre: Precomputed, checkpoint_sha256: str, dat
         cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64)))
 
 
-def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLike = PRECOMPUTED_DIR) -> Precomputed | None:
+def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLike | None = None) -> Precomputed | None:
     """The precomputed values for this checkpoint file and this data, or None if there are none that match
     (no file, another checkpoint's, other data, an unreadable file): then the caller computes them."""
     path = precomputed_path(checkpoint, folder)

@@ -39,11 +39,6 @@ THRESHOLD_RULES = {
 DEFAULT_RULE = ("percentile", 99.0)
 
 
-def squared_error(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 28, 28) reconstructions and images → (N,) sum of squared pixel differences: the report's score."""
-    return (reconstruction - x).pow(2).flatten(1).sum(1)
-
-
 def _gaussian_kernel(sigma: float) -> torch.Tensor:
     radius = int(3 * sigma + 0.5)
     taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
@@ -105,20 +100,10 @@ def _kl_to_prior(posterior: Normal) -> torch.Tensor:
     return kl_divergence(posterior, prior).sum(1)
 
 
-def reconstruction_errors(model, x: torch.Tensor) -> torch.Tensor:
-    """x (N, 1, 28, 28) float in [0, 1] → (N,) default anomaly scores under the model."""
-    return anomaly_score(model, x)
-
-
 def dataset_scores(model, images: torch.Tensor, score: str = "default", batch_size: int = INFERENCE_CHUNK) -> np.ndarray:
     """uint8 images (N, 1, 28, 28) → float64 array (N,) of anomaly scores, computed in chunks."""
     out = [anomaly_score(model, images[i:i + batch_size], score) for i in range(0, len(images), batch_size)]
     return torch.cat(out).double().numpy() if out else np.zeros(0)
-
-
-def dataset_errors(model, images: torch.Tensor, batch_size: int = INFERENCE_CHUNK) -> np.ndarray:
-    """uint8 images (N, 1, 28, 28) → float64 array (N,) of the default scores: what the pages show."""
-    return dataset_scores(model, images, "default", batch_size)
 
 
 def threshold(train_errors: np.ndarray, rule: str, param: float | None = None) -> float:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, check_writable_folder, default_checkpoint_path, save_checkpoint
+from .checkpoint import SHIPPED, check_writable_folder, checkpoint_dir, default_checkpoint_path, save_checkpoint
 from .correction import calibrate_spot_level
 from .data import MnistData, load_mnist
 from .model import ModelConfig, build_model
-from .registry import SHIPPED
 from .train import ProgressCallback, TrainConfig, TrainResult, evaluate_loss, train
 
 
@@ -86,10 +85,10 @@ def check_destination(out: str | Path | None = None, folder: str | Path | None =
     """Raise, before any training, if the model could not be saved where asked: a shipped model (never
     overwritten), an existing file without `force`, a missing or unwritable folder."""
     if out is None:
-        check_writable_folder(folder if folder is not None else CHECKPOINT_DIR)
+        check_writable_folder(folder if folder is not None else checkpoint_dir())
         return
     out = Path(out)
-    if out.name in SHIPPED and out.resolve().parent == CHECKPOINT_DIR.resolve():
+    if out.name in SHIPPED and out.resolve().parent == checkpoint_dir().resolve():
         raise PermissionError(f"{out} is a shipped model and is never overwritten; choose another --out")
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a folder; --out names the checkpoint file")

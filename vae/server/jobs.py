@@ -16,9 +16,7 @@ Design, and why:
   the dead process, removed when the job ends.
 - CPU threads are split between the running jobs (cores // jobs, at least one) and rebalanced while
   they run: the manager writes {"threads": n} to a child's stdin, applied at its next step.
-- A server shared by a group: at most MAX_JOBS at once, one running job and MAX_MODELS_PER_OWNER
-  saved models per visitor, a job's cost (epochs × images) at most MAX_IMAGE_EPOCHS so that it ends
-  within minutes, and MAX_JOB_S of wall-clock time as a last resort.
+- A server shared by a group: the limits on jobs (slots, per visitor, cost, time) are limits.LIMITS.
 """
 from __future__ import annotations
 
@@ -33,50 +31,22 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import NamedTuple
 
-from . import registry
-from .checkpoint import CHECKPOINT_DIR, OWNER_PATTERN, clean_stale_temp_files
-from .data import default_data_root
-from .train import Progress, TrainConfig, format_duration
-from .training_run import TrainingSpec
+from ..checkpoint import OWNER_PATTERN, checkpoint_dir, clean_stale_temp_files
+from ..data import default_data_root
+from ..train import Progress, format_duration
+from ..training_run import TrainingSpec
+from . import limits, registry
+from .limits import ALL_TRAINING_IMAGES, TRAINING_IMAGES_PER_DIGIT, available_cores
 
-MAX_JOBS = 2  # the machine has 2 cores: a third job would only slow the other two down
 CANCEL_GRACE_S = 2.0  # after SIGTERM, the time a child gets before it is killed
-MAX_JOB_S = 20 * 60  # a job still running after this is stopped, whatever its estimate said
 KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotten first
-REPO_ROOT = Path(__file__).resolve().parent.parent  # where `python -m vae` is importable from
+REPO_ROOT = Path(__file__).resolve().parents[2]  # where `python -m vae` is importable from
 
 log = logging.getLogger(__name__)  # the server's log: failures are recorded there too, not only shown
 
 STARTING, RUNNING, SAVING, DONE, FAILED, CANCELLED = "starting", "running", "saving", "done", "failed", "cancelled"
 ACTIVE_STATES = (STARTING, RUNNING, SAVING)
-
-class Limit(NamedTuple):
-    low: float
-    high: float
-    default: float
-    label: str
-
-
-ALL_TRAINING_IMAGES = 60_000  # the whole MNIST training split: train on everything
-# What the app offers: one table for the form's widgets and for validation (spec_from_form).
-# TrainingSpec accepts wider ranges (for the CLI); these keep a run sensible for a shared server.
-APP_LIMITS = {
-    "latent_dim": Limit(1, 256, 16, "latent size"),
-    "epochs": Limit(1, 100, 5, "epochs"),
-    "batch_size": Limit(16, 4096, TrainConfig.batch_size, "batch size"),
-    "lr": Limit(1e-5, 1.0, TrainConfig.lr, "learning rate"),
-    "beta": Limit(0.0, 100.0, 1.0, "KL weight β"),
-    "train_size": Limit(100, ALL_TRAINING_IMAGES, ALL_TRAINING_IMAGES, "training-set size"),
-}
-# MNIST's training images per digit: a job's size is known before any data is loaded.
-TRAINING_IMAGES_PER_DIGIT = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
-# epochs × images per job. The slowest settings the form allows (batch 16, latent 256) train ~1,200
-# images/s on one thread of this 2-core machine (scripts/bench_jobs.py), so the largest job takes
-# ~8 minutes plus a test evaluation per epoch, even with a second job running beside it: within 15.
-MAX_IMAGE_EPOCHS = 600_000
-LR_CHOICES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
 
 
 class JobLimitReached(RuntimeError):
@@ -92,11 +62,12 @@ def training_images(spec: TrainingSpec) -> int:
 def check_job_cost(spec: TrainingSpec) -> None:
     """ValueError unless the job fits the server's limit on epochs × images."""
     cost = spec.epochs * training_images(spec)
-    if cost > MAX_IMAGE_EPOCHS:
-        most = max(1, MAX_IMAGE_EPOCHS // training_images(spec))
+    most_cost = limits.LIMITS.max_image_epochs
+    if cost > most_cost:
+        most = max(1, most_cost // training_images(spec))
         raise ValueError(f"this job is too big for a shared server: {spec.epochs} epochs × "
                          f"{training_images(spec):,} images = {cost:,} image-epochs, the limit is "
-                         f"{MAX_IMAGE_EPOCHS:,}; use at most {most} epochs, or fewer images")
+                         f"{most_cost:,}; use at most {most} epochs, or fewer images")
 
 
 def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr: float, beta: float,
@@ -108,7 +79,7 @@ def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr:
     """
     values = {"latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "beta": beta if kind == "vae" else 1.0, "train_size": train_size}
-    for name, (low, high, _, label) in APP_LIMITS.items():
+    for name, (low, high, _, label) in limits.LIMITS.form.items():
         value = values[name]
         if name == "train_size" and value is None:
             continue
@@ -242,13 +213,6 @@ class _Job:
 _PROGRESS_FIELDS = {f.name for f in fields(Progress)}
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _last_error_line(stderr_file) -> str | None:
     """The child's `error: …` line (the CLI's one-line failure), without the prefix."""
     stderr_file.seek(0)
@@ -260,11 +224,11 @@ def _last_error_line(stderr_file) -> str | None:
 class JobManager:
     """Starts and tracks training jobs; safe to use from many Streamlit sessions (threads) at once."""
 
-    def __init__(self, folder: str | os.PathLike = CHECKPOINT_DIR, data_root: str | None = None,
-                 max_jobs: int = MAX_JOBS, cores: int | None = None):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | os.PathLike | None = None, data_root: str | None = None,
+                 max_jobs: int | None = None, cores: int | None = None):
+        self.folder = Path(folder or checkpoint_dir())
         self.data_root = data_root or default_data_root()
-        self.max_jobs = max_jobs
+        self.max_jobs = max_jobs or limits.LIMITS.job_slots
         self.cores = cores or available_cores()
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -308,11 +272,11 @@ class JobManager:
         if owner is not None:
             entries = registry.scan(self.folder)
             saved = len(registry.owned(entries, owner))
-            if saved >= registry.MAX_MODELS_PER_OWNER:
+            if saved >= limits.LIMITS.models_per_visitor:
                 raise JobLimitReached(f"you have {saved} models on this server, the most a visitor may keep; "
                                       f"delete one under My models first")
-            if sum(e.owner is not None for e in entries) >= registry.MAX_VISITOR_MODELS:
-                raise JobLimitReached(f"this server holds {registry.MAX_VISITOR_MODELS} visitors' models, its limit; "
+            if sum(e.owner is not None for e in entries) >= limits.LIMITS.visitor_models_on_server:
+                raise JobLimitReached(f"this server holds {limits.LIMITS.visitor_models_on_server} visitors' models, its limit; "
                                       f"ask whoever runs it to clear some")
         with self._lock:
             active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
@@ -375,7 +339,7 @@ class JobManager:
     def _time_out(self, job: _Job) -> None:
         with self._lock:
             if job.state in (STARTING, RUNNING) and job.cancel_requested_at is None:
-                job.error = (f"stopped after {format_duration(MAX_JOB_S)}, this server's limit for one job; "
+                job.error = (f"stopped after {format_duration(limits.LIMITS.max_job_s)}, this server's limit for one job; "
                              f"nothing was saved")
                 self._stop(job)
 
@@ -411,7 +375,7 @@ class JobManager:
 
     def _watch(self, job: _Job) -> None:
         """Read the child's reports until it exits, then record how it ended."""
-        deadline = threading.Timer(MAX_JOB_S, self._time_out, args=(job,))
+        deadline = threading.Timer(limits.LIMITS.max_job_s, self._time_out, args=(job,))
         deadline.daemon = True
         deadline.start()
         for line in job.process.stdout:  # ends when the child closes its stdout: it has exited

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae import ConvAE, ConvVAE, load_checkpoint
-from vae.sampling import informative_dims, posterior_of, sampled_reconstructions
+from vae.generate import informative_dims, posterior_of, sampled_reconstructions
 
 from digits import bar_digit
 

@@ -19,16 +19,19 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, SUFFIX, CheckpointError, clean_stale_temp_files, load_checkpoint
+from ..checkpoint import (
+    ONE_CLASS_FOLDER,
+    SHIPPED,
+    SUFFIX,
+    CheckpointError,
+    checkpoint_dir,
+    clean_stale_temp_files,
+    load_checkpoint,
+)
+from .limits import LIMITS
 
-# Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
-SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
-ONE_CLASS_FOLDER = "one-class"  # the one-class benchmark's models (vae/benchmark.py), shipped like SHIPPED
-MAX_NAME_LENGTH = 80  # characters, without ".pt"
-NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}$")
+NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.name_length - 1}}}$")
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-MAX_MODELS_PER_OWNER = 10  # a visitor deletes one before training an eleventh
-MAX_VISITOR_MODELS = 200  # on the whole server: tokens are free, so the per-visitor cap alone is not a limit
 
 
 class NotAllowed(PermissionError):
@@ -83,21 +86,42 @@ class CheckpointEntry:
         return key is not None and not self.shipped and self.owner == key
 
     @property
-    def label(self) -> str:
-        """'vae-z64 · VAE z=64 · test 99.4 · mnist' or 'broken.pt · BROKEN'."""
+    def digits(self) -> list[int] | None:
+        """The digits the model was trained on, or None for all ten."""
+        digits = (self.metadata or {}).get("digits")
+        return sorted(int(d) for d in digits) if digits else None
+
+    @property
+    def short_label(self) -> str:
+        """'vae-z64 · VAE z=64': what fits the sidebar's picker; `details` says the rest below it."""
         if not self.ok:
             return f"{self.path.name} · BROKEN"
-        m = self.metadata
-        test = (m.get("test_loss") or {}).get("total")
-        test_text = f"test {test:.1f}" if isinstance(test, (int, float)) else "test ?"
-        digits = m.get("digits")
-        digits_text = f" · digits {''.join(map(str, digits))}" if digits else ""
-        if self.one_class:
-            return f"{self.name} · one-class {m['kind'].upper()} z={m['latent_dim']}{digits_text} · {m.get('data_source', '?')}"
-        return f"{self.name} · {m['kind'].upper()} z={m['latent_dim']} · {test_text}{digits_text} · {m.get('data_source', '?')}"
+        return f"{self.name} · {self.metadata['kind'].upper()} z={self.metadata['latent_dim']}"
+
+    @property
+    def details(self) -> str:
+        """'test loss 98.9 · all digits · 60 epochs on 60,000 images · mnist' (what the short label leaves out)."""
+        m = self.metadata or {}
+        loss = (m.get("test_loss") or {}).get("total")
+        digits = self.digits
+        parts = [f"test loss {loss:.1f}" if isinstance(loss, (int, float)) else "no test loss stored",
+                 "all digits" if digits is None else f"digit{'s' if len(digits) > 1 else ''} {', '.join(map(str, digits))}"]
+        if isinstance(m.get("train_images"), int):
+            epochs = m.get("epochs", "?")
+            parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'} on {m['train_images']:,} images")
+        parts.append(str(m.get("data_source", "?")))
+        return " · ".join(parts)
+
+    @property
+    def label(self) -> str:
+        """The short label and the details in one line: 'vae-z64 · VAE z=64 · test loss 98.9 · …'."""
+        if not self.ok:
+            return self.short_label
+        kind = "one-class " if self.one_class else ""
+        return f"{self.name} · {kind}{self.metadata['kind'].upper()} z={self.metadata['latent_dim']} · {self.details}"
 
 
-def describe(path: str | os.PathLike) -> CheckpointEntry:
+def entry_for(path: str | os.PathLike) -> CheckpointEntry:
     """Load the file as the app would (architecture, weights, metadata all checked) and say whether it is usable.
 
     Remembered per file version (size and modification time), so a folder of hundreds of visitors'
@@ -121,13 +145,13 @@ def _describe_version(path: Path, mtime: float, mtime_ns: int, size: int) -> Che
         return CheckpointEntry(path, mtime, None, f"cannot be read ({exc.strerror or exc})")
 
 
-def scan(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[CheckpointEntry]:
+def scan(folder: str | os.PathLike | None = None) -> list[CheckpointEntry]:
     """Every *.pt in the folder: shipped ones first (in SHIPPED order), the one-class models of its one-class/
     folder next (by name), then the others, newest first.
 
     Temp files of saves that died midway are removed on the way.
     """
-    folder = Path(folder)
+    folder = Path(folder or checkpoint_dir())
     if not folder.is_dir():
         return []
     clean_stale_temp_files(folder)
@@ -135,7 +159,7 @@ def scan(folder: str | os.PathLike = CHECKPOINT_DIR) -> list[CheckpointEntry]:
     shipped = sorted((p for p in paths if p.name in SHIPPED), key=lambda p: SHIPPED.index(p.name))
     own = sorted((p for p in paths if p.name not in SHIPPED), key=lambda p: p.stat().st_mtime, reverse=True)
     one_class = sorted(p for p in (folder / ONE_CLASS_FOLDER).glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith("."))
-    return [describe(p) for p in shipped + one_class + own]
+    return [entry_for(p) for p in shipped + one_class + own]
 
 
 def owned(entries: list[CheckpointEntry], key: str | None) -> list[CheckpointEntry]:
@@ -144,7 +168,7 @@ def owned(entries: list[CheckpointEntry], key: str | None) -> list[CheckpointEnt
     return [e for e in entries if e.owned_by(key)]
 
 
-def owned_path(name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> Path:
+def owned_path(name: str, key: str | None, folder: str | os.PathLike | None = None) -> Path:
     """The checkpoint `name` in `folder`, if the owner `key` may change it; NotAllowed otherwise.
 
     `name` is a bare file name ('vae-z2-mine.pt'): a path, a link, a shipped model, a file that does
@@ -154,24 +178,24 @@ def owned_path(name: str, key: str | None, folder: str | os.PathLike = CHECKPOIN
         raise NotAllowed(f"{str(name)[:100]!r} is not the name of a checkpoint")
     if name in SHIPPED:
         raise NotAllowed(f"{name} is a shipped model and cannot be changed")
-    folder = Path(folder).resolve()
+    folder = Path(folder or checkpoint_dir()).resolve()
     path = folder / name
     if path.is_symlink() or not path.is_file() or path.resolve().parent != folder:
         raise NotAllowed(f"{name} is not a checkpoint in {folder.name}/")
-    entry = describe(path)
+    entry = entry_for(path)
     if key is None or not entry.owned_by(key):
         raise NotAllowed(f"{name} belongs to someone else: only the visitor who trained it may change it")
     return path
 
 
-def rename(name: str, new_name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> Path:
+def rename(name: str, new_name: str, key: str | None, folder: str | os.PathLike | None = None) -> Path:
     """Rename one of the owner's checkpoints within the folder; the new name must be new and simple."""
     path = owned_path(name, key, folder)
     new_name = (new_name or "").strip()
     if new_name.endswith(SUFFIX):
         new_name = new_name[: -len(SUFFIX)]
     if not NAME_PATTERN.match(new_name):
-        raise ValueError(f"a name uses letters, digits, '.', '_' and '-' only (at most {MAX_NAME_LENGTH}), "
+        raise ValueError(f"a name uses letters, digits, '.', '_' and '-' only (at most {LIMITS.name_length}), "
                          f"e.g. vae-z16-ones")
     target = path.with_name(new_name + SUFFIX)
     if target.name in SHIPPED or target.exists() or target.is_symlink():
@@ -181,6 +205,6 @@ def rename(name: str, new_name: str, key: str | None, folder: str | os.PathLike 
     return target
 
 
-def delete(name: str, key: str | None, folder: str | os.PathLike = CHECKPOINT_DIR) -> None:
+def delete(name: str, key: str | None, folder: str | os.PathLike | None = None) -> None:
     """Delete one of the owner's checkpoints."""
     owned_path(name, key, folder).unlink()

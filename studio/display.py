@@ -6,9 +6,10 @@ import base64
 import io
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .correction import MIN_REGION_AREA, Region
+from vae.correction import MIN_REGION_AREA, Spot
 
 # Difference map colours: one hue per direction, so colour-blind readers can tell them apart.
 ADDED_COLOUR = (0, 170, 255)  # sky blue: ink the model added (reconstruction brighter than input)
@@ -38,7 +39,7 @@ def upscale(image: np.ndarray, factor: int = DISPLAY_SCALE) -> np.ndarray:
     return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)
 
 
-def circle_regions(image28: np.ndarray, regions: list[Region], scale: int = DISPLAY_SCALE,
+def circle_spots(image28: np.ndarray, regions: list[Spot], scale: int = DISPLAY_SCALE,
                    colour: tuple[int, int, int] = CIRCLE_COLOUR) -> np.ndarray:
     """RGB uint8 copy of a gray image enlarged `scale` times, each region circled in `colour`."""
     canvas = Image.fromarray(upscale(to_rgb(image28), scale))
@@ -52,7 +53,7 @@ def circle_regions(image28: np.ndarray, regions: list[Region], scale: int = DISP
     return np.asarray(canvas)
 
 
-def describe_regions(regions: list[Region], skipped: int = 0, min_area: int = MIN_REGION_AREA) -> str:
+def describe_spots(regions: list[Spot], skipped: int = 0, min_area: int = MIN_REGION_AREA) -> str:
     """'3 corrected spots circled: 2 with ink added, 1 with ink removed' or 'no corrected spot', then,
     if `skipped` specks were too small to circle, '; 31 smaller specks (under 3 pixels) not circled'."""
     small = "" if not skipped else (f"; {skipped} smaller {'speck' if skipped == 1 else 'specks'} "
@@ -102,3 +103,16 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
 def thumbnail_url(image28: np.ndarray) -> str:
     """A gray digit as a PNG data URL, the form a table's image column shows."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(to_rgb(image28))).decode("ascii")
+
+def tile(images: np.ndarray, columns: int, gap: int = 0, fill: float = 1.0) -> np.ndarray:
+    """(N, H, W) → one image of `columns` per row, row-major, with `gap` pixels of `fill` between."""
+    from torchvision.utils import make_grid
+
+    images = torch.from_numpy(np.asarray(images, dtype=np.float32))
+    n, h, w = images.shape
+    # Blank slots fill the last row: make_grid would otherwise narrow a grid of fewer than `columns` images.
+    slots = torch.cat([images, torch.full((-n % columns, h, w), fill)])
+    grid = make_grid(slots[:, None], nrow=columns, padding=gap, pad_value=fill)[0]
+    if len(slots) > 1:  # make_grid frames the tiles in `gap` too (a lone image it returns as it is)
+        grid = grid[gap:grid.shape[0] - gap, gap:grid.shape[1] - gap]
+    return grid.numpy()

@@ -1,0 +1,1 @@
+"""Serving many visitors: the limits, training jobs, the model registry and uploads (no Streamlit here)."""
