@@ -21,7 +21,7 @@ from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, resul
 from vae.data import to_float
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
-from vae.scores import percentile_of
+from vae.scores import BLUR_SIGMA, percentile_of
 from vae.server.uploads import load_uploaded_image
 
 INPUTS = ("Draw", "Upload", "Test digit")
@@ -90,17 +90,17 @@ def test_digit() -> tuple[np.ndarray, str] | None:
         st.error(f"No test images: {exc}")
         return None
     count = len(d.test_images)
-    st.session_state.setdefault(INDEX_KEY, 0)
+    state.kept(INDEX_KEY, 0)
     st.session_state[INDEX_KEY] = min(st.session_state[INDEX_KEY], count - 1)  # the data set may shrink
     # Two rows, so that every control keeps its label whole from 1024 px wide up.
     pick, random = st.columns([3, 1], vertical_alignment="bottom")
-    index = pick.number_input(f"Test image (0 – {count - 1})", 0, count - 1, step=1, key=INDEX_KEY)
+    index = pick.number_input(f"Test image (0 – {count - 1})", 0, count - 1, step=1, key=state.kept(INDEX_KEY))
     random.button("Random", icon=":material/casino:", help="A random test image", on_click=_pick_random_test_image,
                   args=(count,), key="draw_random", width="stretch")
     flaw_column, seed_column = st.columns([3, 1], vertical_alignment="bottom")
     flaw = state.offered(flaw_column.selectbox("Synthetic flaw", FLAW_KINDS, format_func=FLAW_DESCRIPTIONS.get,
-                                                key="draw_flaw"), FLAW_KINDS)
-    seed = seed_column.number_input("Flaw seed", 0, 1_000_000, step=1, key="draw_flaw_seed", disabled=flaw == "none")
+                                                key=state.kept("draw_flaw")), FLAW_KINDS)
+    seed = seed_column.number_input("Flaw seed", 0, 1_000_000, step=1, key=state.kept("draw_flaw_seed"), disabled=flaw == "none")
     label = int(d.test_labels[index])
     st.caption(f"Test image {index}, a **{label}**, never seen in training. MNIST digits are already in the "
                "model's format, so it goes in as it is" + ("." if flaw == "none" else ", with the flaw added."))
@@ -117,14 +117,14 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     outcome = verdict(result.score, limit)
     percentile = percentile_of(result.score, train_errors)
 
-    calibrated = state.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=SPOT_MODE_KEY,
+    calibrated = state.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=state.kept(SPOT_MODE_KEY),
                                          help=SPOT_MODE_HELP), SPOT_MODES) == SPOT_MODES[0]
     if calibrated:
         level = caches.spot_level_for(entry)
         diff = caches.fitted_difference_for(entry, digit)
     else:
-        st.session_state.setdefault(LEVEL_KEY, DEFAULT_LEVEL)
-        level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=LEVEL_KEY,
+        state.kept(LEVEL_KEY, DEFAULT_LEVEL)
+        level = st.slider("Difference that counts as a correction", 0.05, 0.95, step=0.05, key=state.kept(LEVEL_KEY),
                           help="A pixel is corrected where |reconstruction − input| exceeds this "
                           "(pixels run from 0 to 1); touching corrected pixels form one circled spot.")
         diff = result.diff
@@ -147,7 +147,8 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     score_column, percentile_column, verdict_column = st.columns(3)
     score_column.metric("Anomaly score", f"{result.score:.1f}",
                         help="Sum over the 784 pixels of (blur(reconstruction − input))², the difference blurred by "
-                        "1 px so that a stroke drawn a pixel off counts little while missing or extra ink counts "
+                        f"a Gaussian of σ = {BLUR_SIGMA:g} px so that a stroke drawn a pixel off counts little while "
+                        "missing or extra ink counts "
                         "fully: the number the Error histograms page counts.")
     percentile_column.metric("Training percentile", f"{percentile / 100:.1%}",
                              help="Share of the training images whose score is at or below this one.")
@@ -246,8 +247,7 @@ def show_comparison(entry, digit: np.ndarray) -> None:
 @st.fragment
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
-    draw_inputs.restore_widgets()  # the input is kept when the user leaves the page and comes back
-    source = state.offered(st.radio("Input", INPUTS, horizontal=True, key="draw_input"), INPUTS)
+    source = state.offered(st.radio("Input", INPUTS, horizontal=True, key=state.kept("draw_input")), INPUTS)
     given = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
     if given is None:
         st.session_state.pop(state.DRAWN_DIGIT_KEY, None)
@@ -260,7 +260,6 @@ def draw_and_correct(entry) -> None:
     if given is not None:
         st.divider()
         show_comparison(entry, given[0])
-    draw_inputs.keep_widgets()
 
 
 st.title("Draw & correct")

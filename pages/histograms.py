@@ -36,16 +36,12 @@ def digits_phrase(digits: list[int]) -> str:
     return f"digit{'s' if len(digits) > 1 else ''} {', '.join(map(str, digits))}"
 
 
-def restore_threshold_widgets() -> None:
-    """Widgets forget their values when the user leaves the page: start them from the stored choice."""
+def threshold_widget_defaults() -> tuple[str, float, float]:
+    """(rule, percentile, k) the threshold widgets start from on a first visit: the stored choice."""
     rule, param = state.current_threshold_rule()
-    st.session_state.setdefault(RULE_KEY, rule)
-    if PERCENTILE_KEY not in st.session_state:
-        p = param if rule == "percentile" and param is not None else 99.0
-        st.session_state[PERCENTILE_KEY] = float(np.clip(p, *PERCENTILE_RANGE))
-    if K_KEY not in st.session_state:
-        k = param if rule == "mean_k_sigma" and param is not None else 3.0
-        st.session_state[K_KEY] = float(np.clip(k, *K_RANGE))
+    p = param if rule == "percentile" and param is not None else 99.0
+    k = param if rule == "mean_k_sigma" and param is not None else 3.0
+    return rule, float(np.clip(p, *PERCENTILE_RANGE)), float(np.clip(k, *K_RANGE))
 
 
 def bars(fig, edges, values, counts, name, colour, total, **where):
@@ -133,16 +129,17 @@ else:
 
 # --- threshold ------------------------------------------------------------------------------------------
 st.subheader("Threshold")
-restore_threshold_widgets()
+start_rule, start_percentile, start_k = threshold_widget_defaults()
 controls = st.columns([2, 3])
-rule = state.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get, key=RULE_KEY),
-                      THRESHOLD_RULES)
+rule = state.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get,
+                                       key=state.kept(RULE_KEY, start_rule, THRESHOLD_RULES)), THRESHOLD_RULES)
 if rule == "percentile":
-    param = controls[1].slider("Training percentile", *PERCENTILE_RANGE, step=0.1, format="%.1f", key=PERCENTILE_KEY,
+    param = controls[1].slider("Training percentile", *PERCENTILE_RANGE, step=0.1, format="%.1f",
+                               key=state.kept(PERCENTILE_KEY, start_percentile),
                                help="The threshold is the error below which this share of training images lies.")
 elif rule == "mean_k_sigma":
     param = controls[1].slider("k (standard deviations above the training mean)", *K_RANGE, step=0.1,
-                               format="%.1f", key=K_KEY)
+                               format="%.1f", key=state.kept(K_KEY, start_k))
 else:
     param = None
     controls[1].caption("The largest error of any training image: nothing the model trained on is flagged.")

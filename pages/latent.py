@@ -28,7 +28,6 @@ OPENING_SIZE = 3  # the report's figures: latent 3, seen in 3-D
 KINDS = ("ae", "vae")
 DIGIT_COLOURS = plotly.colors.qualitative.D3  # ten fixed colours, digit d → DIGIT_COLOURS[d]
 SIZE_KEY = "latent_size"
-KEPT_SIZE_KEY = "latent_size_kept"  # the size chosen last: the radio's own state is dropped on other pages
 FOLLOWED_KEY = "latent_followed_model"  # the sidebar model this page last followed
 VIEW_KEY = "latent_view"
 PAIR_KEY = "latent_pair"  # + _{kind}_{latent}: path of the model shown for that kind and size
@@ -289,7 +288,7 @@ def prior_samples(entries: dict) -> None:
     if entry is None:
         st.caption("No VAE of this size to sample from.")
         return
-    st.session_state.setdefault(PRIOR_SEED_KEY, 0)
+    state.kept(PRIOR_SEED_KEY, 0)
     st.button("New samples", key="latent_new_samples", on_click=next_samples, icon=":material/casino:")
     seed = st.session_state[PRIOR_SEED_KEY]
     model, _ = caches.model_for(entry)
@@ -315,13 +314,13 @@ def interpolation_strips(entries: dict, ends: tuple[int, int], labels: np.ndarra
 
 
 @st.fragment
-def latent_explorer(entries: dict, latent: int) -> None:
+def latent_explorer(entries: dict) -> None:
     """Sliders over a 2- or 3-D latent and the digit decoded there; only this part reruns as they move."""
     available = {kind.upper(): e for kind, e in entries.items() if e is not None}
     st.markdown("**Move through the latent space.** Each slider spans one axis over the test digits' codes "
                 "(1st to 99th percentile); the decoder draws the point.")
     if len(available) > 1:
-        st.session_state.setdefault(EXPLORE_KEY, list(available)[-1])
+        state.kept(EXPLORE_KEY, list(available)[-1])
         name = state.offered(st.radio("Model", list(available), key=EXPLORE_KEY, horizontal=True), available)
     else:
         name = next(iter(available))
@@ -331,7 +330,7 @@ def latent_explorer(entries: dict, latent: int) -> None:
     z = []
     for axis, (low, high) in enumerate(ranges):
         key = f"latent_slider_{entry.name}_{axis}"
-        st.session_state.setdefault(key, round((low + high) / 2, 2))
+        state.kept(key, round((low + high) / 2, 2))
         z.append(columns[0].slider(f"z{'₁₂₃'[axis]}", round(low, 2), round(high, 2), step=0.01, key=key))
     model, _ = caches.model_for(entry)
     columns[1].image(upscale(decode_point(model, np.array(z)), 5), clamp=True,
@@ -360,19 +359,13 @@ if st.session_state.get(FOLLOWED_KEY) != selected_path:
     # a model picked in the sidebar later brings its own size.
     first_on_default = FOLLOWED_KEY not in st.session_state and selected is not None \
         and selected.path.name == state.DEFAULT_MODEL
-    st.session_state[KEPT_SIZE_KEY] = OPENING_SIZE if first_on_default or selected_latent not in sizes \
-        else selected_latent
+    st.session_state[SIZE_KEY] = OPENING_SIZE if first_on_default or selected_latent not in sizes else selected_latent
     st.session_state[FOLLOWED_KEY] = selected_path
-    st.session_state.pop(SIZE_KEY, None)
     for key in [k for k in st.session_state if str(k).startswith(PAIR_KEY)]:
         del st.session_state[key]  # the pairs start again from the newly selected model
-if st.session_state.get(SIZE_KEY) not in sizes:
-    st.session_state[SIZE_KEY] = state.offered(st.session_state.get(KEPT_SIZE_KEY), sizes)
-
 controls = st.columns([1.3, 2, 1])
-latent = state.offered(controls[0].radio("Latent size", sizes, key=SIZE_KEY, horizontal=True,
+latent = state.offered(controls[0].radio("Latent size", sizes, key=state.kept(SIZE_KEY, OPENING_SIZE, sizes), horizontal=True,
                                          help="AE and VAE of the same latent size, side by side."), sizes)
-st.session_state[KEPT_SIZE_KEY] = latent
 view_names = list(views(latent))
 if len(view_names) > 1:
     view = state.offered(controls[1].radio("View", view_names, key=f"{VIEW_KEY}_{latent}", horizontal=True), view_names)
@@ -382,7 +375,7 @@ else:
 dims, method, selectable = views(latent)[view]
 tsne_sample = TSNE_SAMPLE
 if method == "tsne":
-    st.session_state.setdefault(TSNE_SIZE_KEY, TSNE_SAMPLE)
+    state.kept(TSNE_SIZE_KEY, TSNE_SAMPLE)
     tsne_sample = controls[2].select_slider("t-SNE sample", [500, 1000, 2000, 3000, 5000], key=TSNE_SIZE_KEY,
                                             help="Random test digits (seeded) t-SNE runs on.")
 digits = [d for d in st.pills("Digits shown", list(range(10)), selection_mode="multi", key=DIGITS_KEY,
@@ -392,9 +385,9 @@ st.toggle("Show the digit under the mouse", key=HOVER_KEY,
           help=f"Adds a 2-D view of up to {HOVER_SAMPLE:,} of the digits under each plot, where the mouse shows "
                "the digit itself, not only its label (3-D views: their first two axes).")
 
-st.session_state.setdefault(ENDS_KEYS[0], 0)
-st.session_state.setdefault(ENDS_KEYS[1], 1)
-st.session_state.setdefault(SHOW_PATH_KEY, True)
+state.kept(ENDS_KEYS[0], 0)
+state.kept(ENDS_KEYS[1], 1)
+state.kept(SHOW_PATH_KEY, True)
 path_ends = tuple(min(max(int(st.session_state[k]), 0), last_row) for k in ENDS_KEYS)
 drawn = st.session_state.get(state.DRAWN_DIGIT_KEY)
 shown_count = min(tsne_sample, len(labels)) if method == "tsne" else len(labels)
@@ -451,4 +444,4 @@ if any(entries.values()):
     ends[2].toggle("Draw the path on the plots above", key=SHOW_PATH_KEY)
     interpolation_strips(entries, path_ends, labels)
     if latent in (2, 3):
-        latent_explorer(entries, latent)
+        latent_explorer(entries)

@@ -1,10 +1,9 @@
-"""The Draw page's input, kept for the session: mode, drawing or upload, test index, flaw, flaw seed and
-correction level survive leaving the page, so a user can come back to the same digit.
+"""The Draw page's input beyond its widgets, kept for the session: the drawing and the upload survive leaving
+the page (the widgets' own values are kept by state.kept), and the digits kept for comparison.
 
-Streamlit drops a widget's value from session state when the widget is not rendered in a run (another
-page, or another input mode). Copies live under KEPT_KEY, a plain key it leaves alone, and go back in
-as the widgets' values when the widgets are shown again. Streamlit glue; the rules are the pure
-functions at the bottom.
+Streamlit drops a canvas's or an uploader's state when it is not rendered in a run (another page, or another
+input mode); the copies live under KEPT_KEY, a plain key it leaves alone. The rule for the comparison list
+is the pure function at the bottom.
 """
 from __future__ import annotations
 
@@ -13,26 +12,14 @@ import streamlit as st
 
 from vae.server.limits import LIMITS
 
-KEPT_KEY = "draw_kept"  # session state: dict of copies of the inputs (widget key → value, and the extras below)
+KEPT_KEY = "draw_kept"  # session state: dict of the drawing and the upload kept
 COMPARED_KEY = "draw_compared"  # session state: list of digits kept for the comparison table, newest first
 CANVAS_KEY = "draw_canvas"
 UPLOAD_KEY = "draw_upload"
-WIDGET_KEYS = ("draw_input", "draw_test_index", "draw_flaw", "draw_flaw_seed", "draw_level", "draw_spot_mode")
 
 
 def _kept() -> dict:
     return st.session_state.setdefault(KEPT_KEY, {})
-
-
-def restore_widgets() -> None:
-    """First in the page's run: give back to every widget that lost its value the copy kept of it."""
-    for key, value in to_restore(_kept(), st.session_state).items():
-        st.session_state[key] = value
-
-
-def keep_widgets() -> None:
-    """Last in the page's run: copy the widgets' values."""
-    _kept().update({key: st.session_state[key] for key in WIDGET_KEYS if key in st.session_state})
 
 
 # --- the canvas --------------------------------------------------------------------------------
@@ -92,11 +79,6 @@ def clear_compared() -> None:
 
 
 # --- the rules, pure -----------------------------------------------------------------------------
-
-def to_restore(kept: dict, present) -> dict:
-    """The kept widget values whose widgets have no value now (keys not in `present`)."""
-    return {key: kept[key] for key in WIDGET_KEYS if key in kept and key not in present}
-
 
 def with_compared(rows: list[dict], row: dict, limit: int = LIMITS.compared_digits) -> list[dict]:
     """`row` (keys 'input', 'digit', 'model_path') first, then the others, at most `limit`; the same digit

@@ -10,8 +10,7 @@ import base64
 import numpy as np
 import streamlit as st
 
-from studio.display import png_bytes
-from vae.latent import tile
+from studio.display import png_bytes, tile
 
 SHEET_COLUMNS = 50  # digits per row of the image sheet
 ZOOM = 3  # a hovered digit is shown at 84×84 px

@@ -21,9 +21,10 @@ DRAWN_DIGIT_KEY = "current_digit"  # the 28×28 float array the Draw page last p
 KEPT_KEY = "kept_widget_values"  # widget key → the value the visitor last gave it (see kept)
 
 
-def kept(key: str, default=None) -> str:
+def kept(key: str, default=None, options=None) -> str:
     """Call just before drawing the widget `key`, and give the widget no value of its own: it starts from
     the value the visitor last gave it — on this page, or before they left it — else from `default`.
+    With `options`, a value that is not one of them (a forged message, a choice gone) becomes `default`.
 
     Streamlit drops a widget's value from session state when a run does not draw it (another page, another
     input mode). The copy kept here under a plain key survives that. Returns `key`, for `key=kept(...)`."""
@@ -33,6 +34,8 @@ def kept(key: str, default=None) -> str:
             st.session_state[key] = store[key]
         elif default is not None:
             st.session_state[key] = default
+    if options is not None and st.session_state.get(key) not in list(options):
+        st.session_state[key] = default
     if key in st.session_state:
         store[key] = st.session_state[key]
     return key

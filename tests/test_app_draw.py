@@ -25,10 +25,11 @@ from studio import navigation
 from studio.display import upscale
 from studio.state import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
+from vae.checkpoint import checkpoint_dir
 from vae.correction import correct, skipped_specks, spots_in
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 TIMEOUT = 180  # the first run scores all 70,000 images once on a shared 2-core machine
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]

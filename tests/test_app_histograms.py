@@ -11,10 +11,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from studio import caches, navigation, state
+from vae.checkpoint import checkpoint_dir
 from vae.scores import dataset_scores, fraction_above, threshold
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "checkpoints" / "vae-z64.pt"
+MODEL = checkpoint_dir() / "vae-z64.pt"
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 

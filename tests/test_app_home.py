@@ -2,18 +2,18 @@
 shipped models' own numbers (read from the checkpoints, computed live), with real MNIST."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from studio import caches, navigation, state
+from studio.latent_text import compare_cluster_scores
 from studio.state import THRESHOLD_KEY
-from vae.data import load_fallback_subset
+from vae.checkpoint import checkpoint_dir
+from vae.data import default_data_root, load_fallback_subset
 from vae.server import registry
 
-ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 
@@ -56,8 +56,9 @@ def test_the_2d_cluster_scores_are_shown_for_ae_and_vae():
     assert ((scores["k-NN accuracy"] > 10) & (scores["k-NN accuracy"] <= 100)).all()  # in percent (chance: 10 %)
     assert json.loads(at.dataframe[0].proto.columns)["k-NN accuracy"]["type_config"]["format"] == "%.1f%%"  # one decimal
     assert ((scores["silhouette"] >= -1) & (scores["silhouette"] <= 1)).all()
-    assert any(m.value.startswith("On these checkpoints") or m.value.startswith("The AE and the VAE")
-               for m in at.markdown)  # the computed AE-vs-VAE sentence, whichever way it comes out
+    ae, vae = (caches.get_cluster_scores(str(CHECKPOINTS / f"{kind}-z2.pt"), (CHECKPOINTS / f"{kind}-z2.pt").stat().st_mtime,
+                                         default_data_root()) for kind in ("ae", "vae"))
+    assert compare_cluster_scores(ae, vae) in [m.value for m in at.markdown]  # the sentence of these very scores
 
 
 def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
@@ -75,7 +76,9 @@ def test_the_sidebar_picker_shows_short_labels_and_the_rest_below():
     picker = at.sidebar.selectbox(key=state.MODEL_KEY)
     assert "vae-z64 · VAE z=64" in picker.options and all(len(label) <= 32 for label in picker.options)
     assert picker.value.endswith("vae-z64.pt")
-    assert any(c.value == "test loss 98.9 · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
+    shipped = next(e for e in registry.scan(CHECKPOINTS) if e.path.name == "vae-z64.pt")
+    loss = shipped.metadata["test_loss"]["total"]
+    assert any(c.value == f"test loss {loss:.1f} · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
 
 
 def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):

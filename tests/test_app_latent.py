@@ -17,7 +17,7 @@ from vae.checkpoint import checkpoint_dir, save_checkpoint
 from vae.model import ConvVAE
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 SHIPPED = [f"{kind}-z{z}.pt" for kind in ("ae", "vae") for z in (2, 3, 64)]
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]

@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from studio.state import SPACE_PARAM
-from vae.checkpoint import load_checkpoint
+from vae.checkpoint import checkpoint_dir, load_checkpoint
 from vae.server import registry
 
-from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
+from streamlit_server import ARTIFACTS, ERROR_SELECTOR, wait_until_idle
 
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 
 pytestmark = pytest.mark.browser
 

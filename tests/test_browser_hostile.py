@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from vae.checkpoint import save_checkpoint
+from vae.checkpoint import checkpoint_dir, save_checkpoint
 from vae.model import ConvVAE
 from vae.server import registry
 
 from streamlit_server import ARTIFACTS, ERROR_SELECTOR, ROOT, wait_until_idle
 
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 PICK_KEY = "retrain_models_pick"
 STOLEN_NAME = "stolen-name"
 

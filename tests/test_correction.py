@@ -1,19 +1,19 @@
 """vae.correction: difference maps, corrected regions and one-image correction, on small hand-made arrays
 (plus one check on the shipped 64-dim VAE, or on the checkpoint named by $CORRECTION_CHECKPOINT)."""
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from vae import ConvAE, ConvVAE, load_checkpoint
+from vae.checkpoint import checkpoint_dir
 from vae.correction import (
     MIN_REGION_AREA,
     RESULT_FIELDS,
     correct,
     difference_map,
+    fit_codes,
     result_csv,
     skipped_specks,
     spot_peaks,
@@ -26,7 +26,7 @@ from vae.scores import anomaly_score, blur
 
 from digits import bar_digit
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 
 
 # --- difference map ------------------------------------------------------------------------------
@@ -104,10 +104,7 @@ def test_verdict_is_anomaly_only_above_the_threshold():
 def test_shipped_64_dim_vae_takes_out_a_stray_stroke_and_scores_it_higher(mnist):
     """Report Fig. 6: the 64-dim VAE drops ink that is no part of the digit, and the difference
     map finds the spot."""
-    path = Path(os.environ.get("CORRECTION_CHECKPOINT", CHECKPOINTS / "vae-z64.pt"))
-    if not path.exists():
-        pytest.skip(f"checkpoint {path} not present")
-    model, _ = load_checkpoint(path)
+    model, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")
     digits = to_float(mnist.test_images[:5])[:, 0].numpy()
     for seed, clean in enumerate(digits):
         flawed = add_flaw(clean, "scratch", seed)
@@ -170,3 +167,31 @@ def test_spot_peaks_of_many_maps_at_once_equal_each_maps_own_highest_spot_level(
     assert peaks.shape == (40,)
     assert peaks.tolist() == [spot_peak_by_scanning(d) for d in maps]
     assert (peaks[30:] == 0).all() and (peaks[20:30] > 0).all() and (peaks[20:30] < 0.99).all()
+
+
+def test_fitting_codes_leaves_a_shared_model_untouched_when_two_sessions_fit_at_once():
+    """The app caches one model for every session (st.cache_resource): two visitors fitting codes at the same
+    moment must neither change its parameters' flags or gradients nor each other's results."""
+    import threading
+
+    torch.manual_seed(0)
+    model = ConvVAE(4).eval()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    images = [bar_digit()[None].repeat(3, 0), np.clip(0.6 * bar_digit()[None] + 0.2, 0, 1).repeat(3, 0)]
+    alone = [fit_codes(model, x, steps=30) for x in images]
+    results = {}
+
+    def fit(i: int) -> None:
+        for _ in range(5):
+            results.setdefault(i, []).append(fit_codes(model, images[i], steps=30))
+
+    threads = [threading.Thread(target=fit, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    for i in (0, 1):
+        for result in results[i]:
+            np.testing.assert_allclose(result, alone[i], atol=1e-5)

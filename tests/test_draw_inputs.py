@@ -1,15 +1,8 @@
 """studio.draw_inputs: which kept inputs go back into the Draw page's widgets, and the comparison list."""
 import numpy as np
 
-from studio.draw_inputs import WIDGET_KEYS, to_restore, with_compared
+from studio.draw_inputs import with_compared
 from vae.server.limits import LIMITS
-
-
-def test_only_widgets_that_lost_their_value_get_the_kept_copy():
-    kept = {"draw_input": "Test digit", "draw_test_index": 7, "draw_flaw": "noise", "drawing": {"objects": []}}
-    assert to_restore(kept, {"draw_flaw": "blob"}) == {"draw_input": "Test digit", "draw_test_index": 7}
-    assert to_restore(kept, set(WIDGET_KEYS)) == {}
-    assert to_restore({}, set()) == {}
 
 
 def row(name, value=1.0, model="vae-z64.pt"):

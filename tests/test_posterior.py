@@ -1,16 +1,16 @@
 """vae.sampling: a VAE's posterior for one digit and reconstructions decoded from it; an AE has neither."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from vae import ConvAE, ConvVAE, load_checkpoint
+from vae.checkpoint import checkpoint_dir
 from vae.generate import informative_dims, posterior_of, sampled_reconstructions
 
 from digits import bar_digit
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 
 
 @pytest.fixture

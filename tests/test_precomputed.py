@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from vae import precomputed
-from vae.checkpoint import SHIPPED, save_checkpoint
+from vae.checkpoint import SHIPPED, checkpoint_dir, save_checkpoint
 from vae.data import FALLBACK_SUBSET, MnistData, rows_seen_by, training_rows
 from vae.latent import cluster_scores, embed_dataset
 from vae.model import ConvVAE
 from vae.scores import dataset_scores
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
 
 
 def tiny_data(n_train=200, n_test=50, seed=0) -> MnistData:

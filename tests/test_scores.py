@@ -1,13 +1,18 @@
-"""vae.scores: the histogram helpers, on small hand-made error arrays."""
+"""vae.scores: the threshold rules and the histogram helpers, on small hand-made score arrays."""
 import numpy as np
 import pytest
 
 from vae.scores import (
+    DEFAULT_RULE,
+    THRESHOLD_RULES,
     expected_share_of_test,
+    fraction_above,
+    percentile_of,
     share_of_test_above,
     share_of_test_per_bin,
     shared_bins,
     split_histogram,
+    threshold,
     top_errors,
 )
 
@@ -48,3 +53,33 @@ def test_split_by_digits_separates_a_one_class_models_digits_from_the_others():
     assert own.tolist() == [1.0, 3.0] and other.tolist() == [2.0, 4.0]
     own, other = split_by_digits(errors, labels, None)
     assert own.tolist() == errors.tolist() and other.size == 0
+
+
+# --- the threshold rules and what is compared against them ------------------------------------------------
+
+def test_threshold_rules_on_known_scores():
+    scores = np.arange(1.0, 101.0)  # 1 … 100
+    assert threshold(scores, "percentile", 99.0) == pytest.approx(np.percentile(scores, 99.0)) == pytest.approx(99.01)
+    assert threshold(scores, "percentile", 0.0) == 1.0 and threshold(scores, "percentile", 100.0) == 100.0
+    assert threshold(scores, "mean_k_sigma", 2.0) == pytest.approx(50.5 + 2.0 * scores.std())
+    assert threshold(scores, "max") == 100.0
+    assert threshold(scores, *DEFAULT_RULE) == pytest.approx(99.01)  # the default: the 99th percentile
+    for rule in THRESHOLD_RULES:
+        assert threshold(scores, rule, None) <= 100.0 + 3 * scores.std()  # every rule has a default parameter
+
+
+def test_threshold_refuses_what_it_cannot_mean():
+    with pytest.raises(ValueError, match="no training"):
+        threshold(np.array([]), "max")
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        threshold(np.ones(3), "percentile", 101.0)
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        threshold(np.ones(3), "median")
+
+
+def test_fraction_above_and_percentile_of_count_ties_as_normal():
+    scores = np.array([1.0, 2.0, 2.0, 4.0])
+    assert fraction_above(scores, 2.0) == 0.25  # strictly above the limit is an anomaly
+    assert fraction_above(np.array([]), 2.0) == 0.0
+    assert percentile_of(2.0, scores) == 75.0  # at or below
+    assert np.isnan(percentile_of(2.0, np.array([])))

@@ -248,6 +248,16 @@ def checkpoint_dir() -> Path:
     return Path(os.environ.get(CHECKPOINTS_ENV) or REPO_CHECKPOINTS)
 
 
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether `path` names a model that ships with the project (one of SHIPPED, or one in one-class/), in the
+    model store or in the repo's own checkpoints/: those are never overwritten."""
+    path = Path(path).resolve()
+    for store in {checkpoint_dir().resolve(), REPO_CHECKPOINTS.resolve()}:
+        if (path.parent == store and path.name in SHIPPED) or path.parent == store / ONE_CLASS_FOLDER:
+            return True
+    return False
+
+
 def default_checkpoint_path(kind: str, latent_dim: int, digits=None, folder: str | os.PathLike | None = None,
                             when: float | None = None) -> Path:
     """checkpoints/vae-z16-d017-20261127-031500.pt: kind, latent size, digits (if not all), time."""

@@ -110,9 +110,6 @@ class JsonReports:
         self._send({"event": "done", "path": str(path), "test_loss": metadata["test_loss"]["total"],
                     "images_per_s": result.images_per_s, "seconds": result.seconds})
 
-    def close(self) -> None:
-        pass
-
 
 def cmd_train(args) -> int:
     try:  # every choice validated here: a bad one is a usage error
@@ -136,7 +133,8 @@ def cmd_train(args) -> int:
         path, metadata, result = run_training(spec, out=args.out, folder=args.out_dir, data=data, force=args.force,
                                               owner=args.owner, on_progress=reports)
     finally:
-        reports.close()
+        if isinstance(reports, ProgressBar):
+            reports.close()  # ends the bar's line, also when training stopped with an error
     if args.progress == "json":
         reports.done(path, metadata, result)
         return 0

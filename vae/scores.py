@@ -24,9 +24,8 @@ SCORES = {
     "neg_elbo": "negative ELBO: cross-entropy + KL of the posterior to N(0, 1) (VAE; the AE's is its cross-entropy)",
     "kl": "KL of the posterior q(z | x) to the prior N(0, 1): a latent-space score (VAE only)",
 }
-# The measured best of these per-image scores (README, "How well it detects"): over the report's squared
-# error, one-class MNIST 97.5 vs 96.6 mean AUROC (3 seeds), other digits 80.2 vs 71.3, flaws 0.2 to 4 points better
-# (noise 0.4 worse). BCE spots other digits best (99.1) but is worst one-class (90.0).
+# The measured best of these per-image scores over the report's squared error, one-class, on other digits and on
+# most flaws: README's "How well it detects" and checkpoints/benchmark/*.json hold the numbers.
 DEFAULT_SCORE = "blurred_error"
 BLUR_SIGMA = 1.0  # px
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import SHIPPED, check_writable_folder, checkpoint_dir, default_checkpoint_path, save_checkpoint
+from .checkpoint import check_writable_folder, checkpoint_dir, default_checkpoint_path, is_shipped, save_checkpoint
 from .correction import calibrate_spot_level
 from .data import MnistData, load_mnist
 from .model import ModelConfig, build_model
@@ -88,7 +88,7 @@ def check_destination(out: str | Path | None = None, folder: str | Path | None =
         check_writable_folder(folder if folder is not None else checkpoint_dir())
         return
     out = Path(out)
-    if out.name in SHIPPED and out.resolve().parent == checkpoint_dir().resolve():
+    if is_shipped(out):
         raise PermissionError(f"{out} is a shipped model and is never overwritten; choose another --out")
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a folder; --out names the checkpoint file")
