@@ -37,11 +37,10 @@ torch.set_num_threads(1)
 
 
 def subprocess_env() -> dict:
-    """Environment for `python -m vae` children: the repo importable, one thread, no warnings hidden."""
+    """Environment for `python -m vae` children (the package is installed: pip install -e .): one thread."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MKL_NUM_THREADS", "1")
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("MNIST_ROOT", None)
     return env
 

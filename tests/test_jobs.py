@@ -231,6 +231,7 @@ def test_a_job_over_the_cost_limit_is_refused_by_the_form_and_by_the_manager(man
     assert manager.jobs() == []
 
 
+@pytest.mark.slow  # starts a real `python -m vae` process
 def test_one_running_job_per_visitor_and_only_its_owner_may_cancel_it(manager):
     first = manager.start(TINY, owner="a" * 32)
     with pytest.raises(jobs.JobLimitReached, match="one at a time per visitor"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.4.0"  # as in pyproject.toml
+__version__ = "0.5.0"  # the one place: pyproject.toml reads it
 
 _EXPORTS = {  # name → the module that defines it
     "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",

@@ -17,19 +17,14 @@ from pathlib import Path
 
 import torch
 
+from .files import TEMP_SUFFIX, write_atomically
 from .model import ConvAE, ConvVAE, build_model
 
 FORMAT = "conv-vae-studio/1"
 SUFFIX = ".pt"
-TEMP_SUFFIX = ".tmp"
 STALE_TEMP_AGE_S = 3600.0  # a temp file this old is stale whoever wrote it
 OWNER_PATTERN = re.compile(r"^[0-9a-f]{8,64}$")  # registry.owner_key's form, as stored in the metadata
 _TEMP_NAME = re.compile(r"^\..+\.pt\.(\d+)\.[^.]+\.tmp$")  # .NAME.pt.PID.RANDOM.tmp
-
-
-# Read once: os.umask can only be read by setting it, which would race with threads saving at once.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class CheckpointError(ValueError):
@@ -52,12 +47,8 @@ def _plain(value):
 
 def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: dict | None = None,
                     overwrite: bool = True) -> Path:
-    """Write atomically: a unique temp file in the same folder, fsync, then os.replace.
-
-    overwrite=False never replaces an existing file: FileExistsError instead (two runs saving at once).
-    The folder must exist: a mistyped destination is an error, not a new folder. The temp file's name
-    carries this process's id, so one left by a process killed mid-save is recognised as stale.
-    """
+    """Write atomically (vae/files.py). overwrite=False never replaces an existing file: FileExistsError
+    instead (two runs saving at once). The folder must exist: a mistyped destination is an error."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -67,24 +58,7 @@ def save_checkpoint(model: ConvAE | ConvVAE, path: str | os.PathLike, metadata: 
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": _plain(metadata or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; a checkpoint is not
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # atomic like os.replace, but fails if the name was taken meanwhile
-            os.unlink(tmp)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(path, lambda f: torch.save(payload, f), overwrite=overwrite, make_folder=False)
     return path
 
 

@@ -15,7 +15,7 @@ from . import __version__
 from . import benchmark as benchmark_module
 from . import speed as bench_module
 from .checkpoint import OWNER_PATTERN, CheckpointError, checkpoint_dir, load_checkpoint
-from .data import DataUnavailable, load_mnist
+from .data import DataUnavailable, default_data_root, load_mnist
 from .devices import DEVICE_CHOICES, device_name, pick_device
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
 from .training_run import TrainingSpec, check_destination, parse_digits, run_training
@@ -179,6 +179,15 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    """Full MNIST under the data root: found there, else downloaded by torchvision; never the offline subset."""
+    root = args.data_root or default_data_root()
+    data = load_mnist(root, download=True, allow_fallback=False)
+    print(f"{data.source_label}: {len(data.train_images):,} training and {len(data.test_images):,} test images "
+          f"under {Path(root).resolve() / 'MNIST' / 'raw'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     bench_module.run(data_root=args.data_root, epochs=args.epochs)
     return 0
@@ -269,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device)
     e.add_argument("--data-root", default=None, help=data_root)
     e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("data", help="make sure full MNIST is under the data root (downloads it if missing)")
+    d.add_argument("--data-root", default=None, help=data_root)
+    d.set_defaults(func=cmd_data)
 
     b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model and data (CPU)")
     b.add_argument("--data-root", default=None, help=data_root)

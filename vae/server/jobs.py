@@ -41,7 +41,6 @@ from .limits import ALL_TRAINING_IMAGES, TRAINING_IMAGES_PER_DIGIT, available_co
 
 CANCEL_GRACE_S = 2.0  # after SIGTERM, the time a child gets before it is killed
 KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotten first
-REPO_ROOT = Path(__file__).resolve().parents[2]  # where `python -m vae` is importable from
 
 log = logging.getLogger(__name__)  # the server's log: failures are recorded there too, not only shown
 
@@ -289,9 +288,8 @@ class JobManager:
                     f"core{'s' if self.cores != 1 else ''}); wait for one to finish or cancel it.")
             threads = max(1, self.cores // (len(active) + 1))
             stderr = tempfile.TemporaryFile()
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
             process = subprocess.Popen(train_command(spec, self.folder, self.data_root, owner, threads),
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                        text=True, bufsize=1)
             job = _Job(uuid.uuid4().hex[:12], spec, owner, process, stderr, threads)
             self._jobs[job.id] = job

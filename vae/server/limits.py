@@ -73,7 +73,7 @@ class Limits:
     def markdown(self) -> str:
         """README's Limits table, written from these values (tests/test_limits.py keeps the two equal)."""
         rows = [
-            ("trainings at once on the server", f"{self.job_slots} (one per core of the machine it runs on)"),
+            ("trainings at once on the server", "one per CPU core of the machine it runs on"),
             ("trainings at once per visitor", f"{self.jobs_per_visitor}"),
             ("one job's size", f"{self.max_image_epochs:,} image-epochs (epochs × training images)"),
             ("one job's time", f"{self.max_job_s / 60:g} minutes, then it is stopped"),
