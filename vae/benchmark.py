@@ -78,7 +78,7 @@ def auroc(normal_scores, anomaly_scores) -> float:
 
 
 def applicable_scores(model) -> list[str]:
-    return [s for s in DETECTOR_SCORES if not (s == "kl" and model.kind != "vae")]
+    return [s for s in DETECTOR_SCORES if not (s == "kl" and not model.variational)]
 
 
 # --- one-class ------------------------------------------------------------------------------------

@@ -130,7 +130,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()
-        raise CheckpointError(f"{name} does not match the report's {payload['kind'].upper()} architecture "
+        kind = str(payload["kind"])
+        architecture = f"the report's {kind.upper()}" if kind in ("ae", "vae") else f"the {kind.upper()} baseline's"
+        raise CheckpointError(f"{name} does not match {architecture} architecture "
                               f"({first[0] if first else type(exc).__name__} …)") from None
     bad = next((key for key, value in payload["state_dict"].items()
                 if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)

@@ -17,6 +17,7 @@ from . import speed as bench_module
 from .checkpoint import OWNER_PATTERN, CheckpointError, checkpoint_dir, load_checkpoint
 from .data import DataUnavailable, load_mnist
 from .devices import DEVICE_CHOICES, device_name, pick_device
+from .model import MODEL_KINDS
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
 from .training_run import TrainingSpec, check_destination, parse_digits, run_training
 
@@ -242,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     device = "where to compute: auto picks CUDA, then Apple MPS, else the CPU"
 
     t = sub.add_parser("train", help="train an AE or VAE and save a checkpoint")
-    t.add_argument("--model", choices=["ae", "vae"], default="vae", help="plain autoencoder or VAE")
+    t.add_argument("--model", choices=MODEL_KINDS, default="vae",
+                   help="the report's conv autoencoder or VAE, or the fully-connected baseline (fc-ae, fc-vae)")
     t.add_argument("--latent", type=int, default=64, help="latent size")
     t.add_argument("--epochs", type=int, default=30, help="passes over the training images")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (VAE)")
