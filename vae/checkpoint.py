@@ -236,7 +236,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 # Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
-SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
+SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt",
+           "fc-vae-z64.pt", "fc-ae-z64.pt")  # the last two: the fully-connected baseline (vae/fc_model.py)
 ONE_CLASS_FOLDER = "one-class"  # the one-class benchmark's models (vae/benchmark.py), shipped like SHIPPED
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINTS_ENV = "STUDIO_CHECKPOINTS"  # the one setting that moves the whole model store
