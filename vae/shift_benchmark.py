@@ -13,8 +13,8 @@ wherever the pattern sits. `python -m vae benchmark shift` tests that on MNIST t
   a rotation also resamples the digit bilinearly, a slight blur the score notices at any angle);
 - flaw_auroc: AUROC of flawed vs clean digits (vae/flaws.py), both moved alike, mean over the flaw kinds.
 
-Models: conv-AE (the report's), FC-AE (the same parameter budget) and FC-AE-512 (larger), each trained as
-it is and with shifts (the report's other remedy), `seeds` seeds each; the shipped models (AE, VAE, FC-AE,
+Models: conv-AE (the report's) and FC-AE (the same parameter budget; FC-AE-512, larger, on request), each
+trained as it is and with shifts (the report's other remedy), `seeds` seeds each; the shipped models (AE, VAE, FC-AE,
 FC-VAE, z = 64) once; and the shipped one-class conv VAEs' AUROC with every test digit moved.
 """
 from __future__ import annotations
@@ -38,9 +38,10 @@ SAMPLE = 1000  # test digits, a seeded sample, moved in every way
 FLAW_SAMPLE = 250  # of those, per flaw kind
 THRESHOLD_SAMPLE = 5000  # training digits (the first) the default rule's threshold is set on
 TRAIN_SHIFT_PX = 4  # shift-trained models: each training digit moved by up to this much, anew every batch
-# Per trained model: 18 models had to fit in half an hour of 2 CPU cores shared with other work.
-EPOCHS = 3
-TRAIN_IMAGES = 10_000  # a seeded random subset of the training split, per seed
+# Per trained model: 12 models had to fit in half an hour of 2 CPU cores shared with other work. (3 epochs on
+# 10,000 digits left the conv AE at a squared error of 27 unmoved, the shipped one's 1.7: too far from trained.)
+EPOCHS = 2
+TRAIN_IMAGES = 60_000  # the whole training split; fewer: a seeded random subset, per seed
 SEEDS = 3
 LATENT = 64
 SHIPPED_MODELS = ("ae-z64", "fc-ae-z64", "vae-z64", "fc-vae-z64")
@@ -49,6 +50,9 @@ ARCHITECTURES = {  # name → (kind, hidden width of a fully-connected model; No
     "FC-AE": ("fc-ae", None),
     f"FC-AE-{WIDE_HIDDEN}": ("fc-ae", WIDE_HIDDEN),
 }
+# The larger FC-AE-512 is measured only when asked for (architectures=…): in a first, shorter run (1 seed) it
+# reconstructed unmoved digits better than the conv AE but degraded faster, like the matched FC-AE.
+DEFAULT_ARCHITECTURES = ("conv-AE", "FC-AE")
 TRAININGS = {"plain": 0, "with shifts": TRAIN_SHIFT_PX}
 METRICS = ("squared_error", "identity", "false_alarms", "moved_vs_unmoved", "flaw_auroc")
 
@@ -179,7 +183,8 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def shift_benchmark(data: MnistData, classifier, shipped: dict, one_class_models: dict[int, object],
-                    epochs: int = EPOCHS, seeds: int = SEEDS, train_images: int = TRAIN_IMAGES, architectures=tuple(ARCHITECTURES),
+                    epochs: int = EPOCHS, seeds: int = SEEDS, train_images: int = TRAIN_IMAGES,
+                    architectures=DEFAULT_ARCHITECTURES,
                     n: int = SAMPLE, log=_quiet, on_progress=None) -> dict:
     """The whole benchmark: shipped models, one-class models, then `seeds` fresh models per architecture
     and training. `shipped`: {name: model}; `one_class_models`: {digit: model}."""
