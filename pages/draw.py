@@ -16,17 +16,16 @@ from studio.display import (
     to_rgb,
     upscale,
 )
-from vae import prepare_array
+from vae import benchmark, prepare_array
 from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, result_csv, skipped_specks, spots_in, verdict
 from vae.data import to_float
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
-from vae import benchmark
 from vae.model import VARIATIONAL_KINDS
 from vae.scores import BLUR_SIGMA, percentile_of
+from vae.server.uploads import load_uploaded_image
 from vae.shift_benchmark import shift_caption
 from vae.shifts import shift_digit
-from vae.server.uploads import load_uploaded_image
 
 INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280

@@ -11,9 +11,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__
+from . import __version__, shift_benchmark
 from . import benchmark as benchmark_module
-from . import shift_benchmark
 from . import speed as bench_module
 from .checkpoint import OWNER_PATTERN, CheckpointError, checkpoint_dir, load_checkpoint
 from .data import DataUnavailable, load_mnist

@@ -204,7 +204,8 @@ def shift_benchmark(data: MnistData, classifier, shipped: dict, one_class_models
             f"{result['shipped'][name]['shift']['0']['squared_error']:.2f}/{result['shipped'][name]['shift']['4']['squared_error']:.2f}")
     if one_class_models:
         result["one_class"] = one_class_under_moves(data, one_class_models, rows)
-        log("one-class AUROC at 0/2/4 px: " + " / ".join(f"{result['one_class']['shift'][str(k)]['mean']:.1f}" for k in (0, 2, 4)))
+        means = [result["one_class"]["shift"][str(k)]["mean"] for k in (0, 2, 4)]
+        log("one-class AUROC at 0/2/4 px: " + " / ".join(f"{m:.1f}" for m in means))
     trained = []
     for seed in range(seeds):
         for name in architectures:
