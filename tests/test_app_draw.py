@@ -506,3 +506,18 @@ def test_centring_off_keeps_a_drawing_where_it_was_drawn_and_the_shift_moves_it_
     np.testing.assert_array_equal(at.session_state[DRAWN_DIGIT_KEY], shift_digit(as_drawn, 0, 4))
     ae_kind = [c for c in image_captions(at) if "convolutional" in c or "fully-connected" in c]
     assert len(ae_kind) == 2
+
+
+def test_a_fully_connected_model_picked_in_the_sidebar_goes_through_the_whole_page(canvas):
+    from studio.state import MODEL_KEY
+
+    canvas(None)
+    at = draw_page()
+    at.session_state[MODEL_KEY] = str(checkpoint_dir() / "fc-vae-z64.pt")
+    at.radio(key="draw_input").set_value("Test digit").run()
+    assert not at.exception and not at.error
+    fc_vae, _ = load_checkpoint(CHECKPOINTS / "fc-vae-z64.pt")
+    digit = at.session_state[DRAWN_DIGIT_KEY]
+    assert metrics(at)["Anomaly score"] == f"{correct(fc_vae, digit).score:.1f}"
+    assert "Reconstruction by fc-vae-z64" in image_captions(at) and "Sample 1" in image_captions(at)  # a VAE's posterior
+    assert_consistent_verdict(at)
