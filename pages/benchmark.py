@@ -6,7 +6,7 @@ import streamlit as st
 from sklearn.metrics import roc_curve
 
 from studio import caches, state
-from vae import benchmark
+from vae import benchmark, shift_benchmark
 from vae.checkpoint import load_checkpoint
 from vae.data import default_data_root
 from vae.detector import DETECTOR_SCORES, Detector
@@ -143,3 +143,52 @@ else:
                 f"Measured by {ran_when(identity)}.")
     st.dataframe(pd.DataFrame([{"model": k, "read correctly, %": v} for k, v in result["models"].items()]),
                  hide_index=True, column_config={"read correctly, %": st.column_config.NumberColumn(format="%.1f")})
+
+st.header("Position shifts: convolutional vs fully-connected (report §1–2)")
+shift = benchmark.read_results("shift")
+if shift is None:
+    st.info("Not measured yet: run `python -m vae benchmark shift`.")
+else:
+    config = shift["results"]["config"]
+    st.markdown(
+        f"The report's reason for convolutions: a fully-connected model needs its inputs aligned first, or shifted "
+        f"data in its training, while a convolutional one gives the same answer wherever the pattern sits. Here "
+        f"{config['sample']:,} test digits are moved 0–{max(config['shifts'])} px (each along one of four directions, "
+        f"zero-filled) and turned {', '.join(map(str, config['rotations']))}°. Each model was trained {config['epochs']} "
+        f"epochs on {config['train_images']:,} training digits, as they are (plain) or each moved by up to "
+        f"{config['train_shift_px']} px anew in every batch (with shifts), {config['seeds']} seeds; bars are ± one sd "
+        f"over the seeds. Measured by {ran_when(shift)}.")
+    metric = state.offered(st.selectbox("Measure", list(shift_benchmark.METRIC_LABELS), key="bench_shift_metric",
+                                        format_func=shift_benchmark.METRIC_LABELS.get), list(shift_benchmark.METRIC_LABELS))
+    for how, unit in (("shift", "shift, px"), ("rotation", "rotation, degrees")):
+        figure = go.Figure()
+        for name, trainings in shift["results"]["summary"].items():
+            for training in trainings:
+                xs, means, sds = shift_benchmark.curve(shift, name, training, how, metric)
+                figure.add_scatter(x=xs, y=means, error_y=dict(type="data", array=sds), mode="lines+markers",
+                                   name=f"{name}, {training}", line_dash="solid" if training == "plain" else "dash")
+        figure.update_layout(xaxis_title=unit, yaxis_title=shift_benchmark.METRIC_LABELS[metric], height=360,
+                             margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
+        st.plotly_chart(figure, width="stretch", key=f"bench_shift_{how}")
+    rows = shift_benchmark.headline(shift)
+    st.dataframe(pd.DataFrame(rows).rename(columns={
+        "error_0": "error 0 px", "error_4": "error 4 px", "growth_4": "× at 4 px", "false_alarms_2": "false alarms 2 px, %",
+        "false_alarms_4": "false alarms 4 px, %", "flaw_auroc_0": "flaw AUROC 0 px", "flaw_auroc_4": "flaw AUROC 4 px"}),
+        hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in
+                                        ["error 0 px", "error 4 px", "× at 4 px", "false alarms 2 px, %", "false alarms 4 px, %",
+                                         "flaw AUROC 0 px", "flaw AUROC 4 px"]})
+    shipped = shift["results"]["shipped"]
+    st.markdown("**The shipped models** (the ones the other pages use, trained longer), one run each:")
+    st.dataframe(pd.DataFrame([{"model": name, "parameters": shift["results"]["parameters"].get(name),
+                                **{f"error {k} px": r["shift"][str(k)]["squared_error"] for k in config["shifts"]},
+                                **{f"false alarms {k} px, %": r["shift"][str(k)]["false_alarms"] for k in (2, 4)}}
+                               for name, r in shipped.items()]),
+                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f")
+                                                 for c in [f"error {k} px" for k in config["shifts"]]
+                                                 + [f"false alarms {k} px, %" for k in (2, 4)]})
+    one_class = shift["results"].get("one_class")
+    if one_class:
+        st.markdown("**One-class AUROC under shift**: the shipped one-class conv VAEs, every test digit moved "
+                    "(mean over the ten digits): " + ", ".join(f"{k} px {one_class['shift'][str(k)]['mean']:.1f}"
+                                                              for k in config["shifts"]) + ".")
+    st.caption(shift_benchmark.conclusion(shift))

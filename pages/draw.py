@@ -16,13 +16,16 @@ from studio.display import (
     to_rgb,
     upscale,
 )
-from vae import prepare_array
+from vae import benchmark, prepare_array
 from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, result_csv, skipped_specks, spots_in, verdict
 from vae.data import to_float
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
+from vae.model import VARIATIONAL_KINDS
 from vae.scores import BLUR_SIGMA, percentile_of
 from vae.server.uploads import load_uploaded_image
+from vae.shift_benchmark import shift_caption
+from vae.shifts import shift_digit
 
 INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280
@@ -30,12 +33,19 @@ INDEX_KEY = "draw_test_index"
 LEVEL_KEY = "draw_level"
 SPOT_MODE_KEY = "draw_spot_mode"
 SPOT_MODES = ("Calibrated", "Manual level")
+CENTRE_KEY, DOWN_KEY, RIGHT_KEY = "draw_centre", "draw_shift_down", "draw_shift_right"
+MAX_SHIFT = draw_inputs.MAX_SHIFT
 SPOT_MODE_HELP = ("Calibrated: spots where this digit differs from the closest digit the model can draw, above "
                   "a level set on the model's training digits, so a clean digit is seldom circled. Manual: the "
                   "plain input–reconstruction difference, at a level you choose.")
 
 
-def drawn_digit() -> tuple[np.ndarray, str] | None:
+def prepared(image) -> dict[bool, np.ndarray]:
+    """A drawing or upload as the models take it, centred (True) and where it was drawn (False)."""
+    return {True: prepare_array(image), False: prepare_array(image, centre=False)}
+
+
+def drawn_digit() -> tuple[dict[bool, np.ndarray], str] | None:
     st.caption("Draw one digit, large, with the mouse or a finger. Hover over the canvas for its toolbar: "
                "the bin clears it, the arrows undo and redo.")
     result = canvas.st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000",
@@ -47,7 +57,7 @@ def drawn_digit() -> tuple[np.ndarray, str] | None:
     drawn = result.image_bytes
     if drawn is not None:  # None until the canvas sends its pixels
         try:
-            digit = prepare_array(load_uploaded_image(drawn))
+            digit = prepared(load_uploaded_image(drawn))
         except ValueError:  # a cleared canvas (all background), or not a picture we accept
             draw_inputs.forget_drawing()
         else:
@@ -59,7 +69,7 @@ def drawn_digit() -> tuple[np.ndarray, str] | None:
     return None
 
 
-def uploaded_digit() -> tuple[np.ndarray, str] | None:
+def uploaded_digit() -> tuple[dict[bool, np.ndarray], str] | None:
     file = st.file_uploader("A PNG or JPEG of one digit, any colours (it is cropped, scaled and centred "
                             "like MNIST)", type=["png", "jpg", "jpeg"], key=draw_inputs.UPLOAD_KEY,
                             on_change=draw_inputs.upload_changed)
@@ -71,7 +81,7 @@ def uploaded_digit() -> tuple[np.ndarray, str] | None:
         st.info("Upload an image of a single handwritten digit.")
         return None
     try:
-        digit = prepare_array(load_uploaded_image(file.getvalue()))
+        digit = prepared(load_uploaded_image(file.getvalue()))
     except ValueError as exc:
         st.error(f"Cannot use **{file.name}**: {exc}.")
         return None
@@ -105,7 +115,8 @@ def test_digit() -> tuple[np.ndarray, str] | None:
     st.caption(f"Test image {index}, a **{label}**, never seen in training. MNIST digits are already in the "
                "model's format, so it goes in as it is" + ("." if flaw == "none" else ", with the flaw added."))
     name = f"test #{index}" + ("" if flaw == "none" else f" + {flaw} (seed {int(seed)})")
-    return add_flaw(to_float(d.test_images[index:index + 1])[0, 0].numpy(), flaw, int(seed)), name
+    digit = add_flaw(to_float(d.test_images[index:index + 1])[0, 0].numpy(), flaw, int(seed))
+    return {True: digit, False: digit}, name  # MNIST's digits are centred already
 
 
 def show_correction(entry, digit: np.ndarray, name: str) -> None:
@@ -244,22 +255,75 @@ def show_comparison(entry, digit: np.ndarray) -> None:
                               caption=f"difference · score {result.score:.1f}")
 
 
+def position_controls(source: str) -> tuple[bool, int, int]:
+    """The report's §1–2 in two controls: centring (its pre-alignment) and a shift: (centre, down, right)."""
+    toggle, down_column, right_column = st.columns([2, 3, 3], vertical_alignment="bottom")
+    centre = toggle.toggle("Centre the digit", key=state.kept(CENTRE_KEY, True, options=(True, False)),
+                           disabled=source == "Test digit",
+                           help="On: a drawing or upload is centred like MNIST before any model sees it — the "
+                                "pre-alignment (事前のずれ補正) the report says a fully-connected model needs. Off: "
+                                "it stays where you drew it. MNIST test digits are centred already.")
+    down = down_column.slider("Move down, px", -MAX_SHIFT, MAX_SHIFT, key=state.kept(DOWN_KEY, 0),
+                              help="Moves the model's input down (negative: up), zero-filled: ink moved past the "
+                                   "edge is lost.")
+    right = right_column.slider("Move right, px", -MAX_SHIFT, MAX_SHIFT, key=state.kept(RIGHT_KEY, 0),
+                                help="Moves the model's input right (negative: left).")
+    down, right = draw_inputs.shift_amount(down), draw_inputs.shift_amount(right)  # whatever the browser sent
+    return centre is not False, down, right
+
+
+def moved_words(down: int, right: int) -> str:
+    """', moved 2 px down and 3 px left', or '' when not moved."""
+    parts = [f"{abs(down)} px {'down' if down > 0 else 'up'}" if down else "",
+             f"{abs(right)} px {'right' if right > 0 else 'left'}" if right else ""]
+    parts = [p for p in parts if p]
+    return f", moved {' and '.join(parts)}" if parts else ""
+
+
+def show_conv_vs_fc(entry, digit: np.ndarray, down: int, right: int) -> None:
+    """The report's §1–2 argument on this digit: the conv model and the fully-connected one of the same size."""
+    variational = entry.metadata["kind"] in VARIATIONAL_KINDS
+    kinds = ("vae", "fc-vae") if variational else ("ae", "fc-ae")
+    st.subheader("Convolutional vs fully-connected (report §1–2)")
+    st.caption(shift_caption(benchmark.read_results("shift"), down, right))
+    for kind, column in zip(kinds, st.columns(2, border=True)):
+        other = caches.find_entry(kind, 64)
+        if other is None:
+            column.caption(f"No {kind.upper()} with latent 64 in checkpoints/. Train one: "
+                           f"`python -m vae train --model {kind} --latent 64`")
+            continue
+        model, _ = caches.model_for(other)
+        result = correct(model, digit)
+        limit = state.current_threshold(caches.scores_for(other)[0])
+        outcome = verdict(result.score, limit)
+        recon_column, diff_column = column.columns(2)
+        what = "convolutional" if kind in ("ae", "vae") else "fully-connected"
+        recon_column.image(upscale(to_rgb(result.reconstruction)), width="stretch", caption=f"{other.name} · {what}")
+        diff_column.image(upscale(render_difference(result.diff)), width="stretch", caption="difference")
+        colour = "red" if outcome == "anomaly" else "green"
+        column.markdown(f"score **{result.score:.1f}** · threshold {limit:.1f} · :{colour}[**{outcome.upper()}**]")
+
+
 @st.fragment
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
     source = state.offered(st.radio("Input", INPUTS, horizontal=True, key=state.kept("draw_input")), INPUTS)
     given = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
+    centre, down, right = position_controls(source)
     if given is None:
         st.session_state.pop(state.DRAWN_DIGIT_KEY, None)
     else:
-        digit, name = given
+        versions, name = given
+        digit = shift_digit(versions[centre], down, right)  # what every model below is given
+        name += ("" if centre or source == "Test digit" else ", not centred") + moved_words(down, right)
         st.session_state[state.DRAWN_DIGIT_KEY] = digit  # the Latent space page marks it in its scatter plot
+        show_conv_vs_fc(entry, digit, down, right)
         show_correction(entry, digit, name)
         show_generative_side(entry, digit)
     show_compared({str(e.path): e for e in caches.usable_entries()})
     if given is not None:
         st.divider()
-        show_comparison(entry, given[0])
+        show_comparison(entry, digit)
 
 
 st.title("Draw & correct")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from studio import caches, navigation, state
 from studio.latent_text import compare_cluster_scores
+from vae import benchmark, shift_benchmark
 from vae.data import default_data_root
 from vae.scores import fraction_above
 from vae.server import registry
@@ -99,6 +100,18 @@ st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a
             "outputs look alike, and some digits come back as a different digit.")
 st.page_link(navigation.page_file("draw"), label="Draw & correct, lower half: the same digit through latent 3 vs 64 and "
              "AE vs VAE", icon="✏️")
+
+st.subheader("Why convolutions (report §1–2)")
+st.markdown("The report's reason for a convolutional model at all: a fully-connected model used for anomaly "
+            "detection needs its inputs aligned first (事前のずれ補正) or shifted data in its training, while "
+            "a convolution, its weights shared across positions (eq. 1), answers the same wherever the pattern "
+            "sits. The app centres every drawn digit by default — that very alignment — so here it is measured "
+            "against a fully-connected baseline with as many parameters.")
+st.markdown(shift_benchmark.conclusion(benchmark.read_results("shift")))
+st.page_link(navigation.page_file("draw"), label="Draw & correct: switch centring off, move the digit, see the conv "
+             "and the fully-connected model side by side", icon="✏️")
+st.page_link(navigation.page_file("benchmark"), label="Detection benchmark: error, false alarms and AUROC against "
+             "the shift, 3 seeds", icon="📏")
 
 st.header("The shipped models")
 rows = shipped_models_table()

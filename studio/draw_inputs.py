@@ -16,6 +16,7 @@ KEPT_KEY = "draw_kept"  # session state: dict of the drawing and the upload kept
 COMPARED_KEY = "draw_compared"  # session state: list of digits kept for the comparison table, newest first
 CANVAS_KEY = "draw_canvas"
 UPLOAD_KEY = "draw_upload"
+MAX_SHIFT = 8  # px, either way: the shift control's range
 
 
 def _kept() -> dict:
@@ -33,7 +34,7 @@ def canvas_start() -> dict | None:
     return kept.get("canvas_start")
 
 
-def keep_drawing(drawing: dict | None, digit: np.ndarray) -> None:
+def keep_drawing(drawing: dict | None, digit: dict[bool, np.ndarray]) -> None:
     _kept().update(drawing=drawing, drawn_digit=digit)
 
 
@@ -42,19 +43,20 @@ def forget_drawing() -> None:
         _kept().pop(key, None)
 
 
-def kept_drawing() -> np.ndarray | None:
-    """The digit of the kept drawing: what a restored canvas shows until it sends its pixels again."""
+def kept_drawing() -> dict[bool, np.ndarray] | None:
+    """The digit of the kept drawing, centred (True) and not (False): what a restored canvas shows until it
+    sends its pixels again."""
     return _kept().get("drawn_digit")
 
 
 # --- the upload --------------------------------------------------------------------------------
 
-def keep_upload(name: str, digit: np.ndarray) -> None:
+def keep_upload(name: str, digit: dict[bool, np.ndarray]) -> None:
     _kept()["upload"] = (name, digit)
 
 
-def kept_upload() -> tuple[str, np.ndarray] | None:
-    """(file name, prepared 28×28) of the last good upload, shown when the uploader is empty after coming back."""
+def kept_upload() -> tuple[str, dict[bool, np.ndarray]] | None:
+    """(file name, prepared 28×28 centred and not) of the last good upload, shown when the uploader is empty after coming back."""
     return _kept().get("upload")
 
 
@@ -79,6 +81,13 @@ def clear_compared() -> None:
 
 
 # --- the rules, pure -----------------------------------------------------------------------------
+
+def shift_amount(value) -> int:
+    """A shift slider's value as whole pixels within ±MAX_SHIFT: a forged value is clamped, a non-number is 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return 0
+    return int(min(max(round(value), -MAX_SHIFT), MAX_SHIFT))
+
 
 def with_compared(rows: list[dict], row: dict, limit: int = LIMITS.compared_digits) -> list[dict]:
     """`row` (keys 'input', 'digit', 'model_path') first, then the others, at most `limit`; the same digit

@@ -16,6 +16,7 @@ from vae.server import jobs, registry
 from vae.server.limits import LIMITS
 
 SEEN_KEY = "retrain_seen"  # session state: ids of this visitor's ended jobs already acted upon
+TRAINABLE_KINDS = ("vae", "ae", "fc-vae", "fc-ae")
 MODELS_MESSAGE_KEY = "retrain_models_message"  # session state: (kind, text) after a rename or delete
 PICK_KEY, NEW_NAME_KEY = "retrain_models_pick", "retrain_models_new_name"
 CONFIRM_KEY = "retrain_models_confirm"  # session state: file name waiting for "Yes, delete"
@@ -65,8 +66,10 @@ def select_new_models(mine: list[jobs.JobView]) -> None:
 def retrain_form(manager: jobs.JobManager) -> None:
     # enter_to_submit=False: Enter in a number field must not start a long training by accident
     with st.form("retrain_form", border=False, enter_to_submit=False):
+        kind = st.radio("Model", TRAINABLE_KINDS, format_func=str.upper, horizontal=True, key="retrain_kind",
+                        help="The report's convolutional VAE or AE, or the fully-connected baseline (FC-, "
+                             "report §1–2) with as many parameters.")
         left, right = st.columns(2)
-        kind = left.radio("Model", ["vae", "ae"], format_func=str.upper, horizontal=True, key="retrain_kind")
         ranges = LIMITS.form
         beta = right.number_input("KL weight β", *ranges["beta"][:3], step=0.5, key="retrain_beta",
                                   help="VAE only (an AE ignores it); 1 is the report's VAE.")

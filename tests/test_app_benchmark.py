@@ -49,3 +49,22 @@ def test_a_one_class_model_selected_in_the_sidebar_is_measured_on_its_digits(pag
     result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC"]), None)
     assert result is not None and set(result["score"]) == {"squared_error", "blurred_error", "combined"}
     assert (result["AUROC"] > 95).all()
+
+
+def test_the_position_shifts_section_shows_the_shift_json(page):
+    from vae import shift_benchmark
+
+    stored = benchmark.read_results("shift")
+    assert stored is not None, "checkpoints/benchmark/shift.json is missing: run python -m vae benchmark shift"
+    assert any(h.value.startswith("Position shifts") for h in page.header)
+    assert shift_benchmark.conclusion(stored) in [c.value for c in page.caption]
+    charts = [c for c in page.get("plotly_chart")]
+    assert len(charts) >= 3  # the one-class ROC, and error along the shifts and the rotations
+    rows = {(r["model"], r["training"]): r for r in shift_benchmark.headline(stored)}
+    table = next(d.value for d in page.dataframe if "× at 4 px" in d.value.columns)
+    shown = table.set_index(["model", "training"])
+    for key, row in rows.items():
+        assert shown.loc[key, "error 4 px"] == pytest.approx(row["error_4"])
+        assert shown.loc[key, "false alarms 4 px, %"] == pytest.approx(row["false_alarms_4"])
+    page.selectbox(key="bench_shift_metric").set_value("false_alarms").run()
+    assert not page.exception, page.exception

@@ -404,10 +404,12 @@ def test_an_autoencoder_says_it_has_no_posterior(canvas):
 
     canvas(None)
     at = draw_page()
-    at.session_state[MODEL_KEY] = str(CHECKPOINTS / "ae-z64.pt")
+    at.session_state[MODEL_KEY] = str(checkpoint_dir() / "ae-z64.pt")  # the folder the app serves (the tests' copy)
     at.radio(key="draw_input").set_value("Test digit").run()
     assert not at.exception
     assert any("plain autoencoder" in c.value for c in at.caption)
+    # an AE selected: the §1–2 comparison is between the AEs
+    assert "ae-z64 · convolutional" in image_captions(at) and "fc-ae-z64 · fully-connected" in image_captions(at)
     assert "Sample 1" not in image_captions(at)
 
 
@@ -452,3 +454,70 @@ def test_a_forged_canvas_picture_goes_through_the_upload_limits(monkeypatch):
     assert not at.exception and not at.error
     assert any("Draw a digit on the black canvas" in i.value for i in at.info)
     assert not at.metric  # nothing was scored
+
+
+# --- position shifts (report §1–2): centring, the shift control, conv vs fully-connected ------------------
+
+def conv_vs_fc_scores(at) -> list[float]:
+    return [float(re.match(r"score \*\*([\d.]+)\*\*", m.value).group(1)) for m in at.markdown
+            if m.value.startswith("score **")]
+
+
+def test_the_shift_control_moves_the_models_input_by_exactly_the_chosen_pixels(canvas, mnist):
+    from vae.shifts import shift_digit
+
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    original = mnist.test_images[0, 0].numpy() / 255.0
+    np.testing.assert_allclose(at.session_state[DRAWN_DIGIT_KEY], original, atol=1e-6)
+    at.slider(key="draw_shift_down").set_value(-2).run()
+    at.slider(key="draw_shift_right").set_value(3).run()
+    assert not at.exception and not at.error
+    seen = at.session_state[DRAWN_DIGIT_KEY]
+    np.testing.assert_allclose(seen[:26, 3:], original[2:, :25], atol=1e-6)  # 2 px up, 3 px right
+    assert not seen[26:].any() and not seen[:, :3].any()  # zero-filled where nothing moved in
+    np.testing.assert_array_equal(seen, shift_digit(original.astype(np.float32), -2, 3))
+    vae64, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")  # the sidebar's default model
+    assert metrics(at)["Anomaly score"] == f"{correct(vae64, seen).score:.1f}"
+    # the conv VAE and the fully-connected VAE side by side, each scoring the moved digit
+    captions = image_captions(at)
+    assert "vae-z64 · convolutional" in captions and "fc-vae-z64 · fully-connected" in captions
+    fc_vae, _ = load_checkpoint(CHECKPOINTS / "fc-vae-z64.pt")
+    assert conv_vs_fc_scores(at) == [round(correct(vae64, seen).score, 1), round(correct(fc_vae, seen).score, 1)]
+
+
+def test_centring_off_keeps_a_drawing_where_it_was_drawn_and_the_shift_moves_it_further(canvas, seven_rgba):
+    from vae.shifts import shift_digit
+
+    corner = np.zeros_like(seven_rgba)
+    corner[..., 3] = 255
+    corner[:200, :200, :3] = seven_rgba[40:240, 40:240, :3]  # the 7 drawn up and to the left
+    canvas(corner)
+    at = draw_page()
+    np.testing.assert_allclose(at.session_state[DRAWN_DIGIT_KEY], prepare_array(corner))  # centred: today's default
+    at.toggle(key="draw_centre").set_value(False).run()
+    assert not at.exception and not at.error
+    as_drawn = prepare_array(corner, centre=False)
+    np.testing.assert_allclose(at.session_state[DRAWN_DIGIT_KEY], as_drawn)
+    rows, cols = np.nonzero(as_drawn > 0.5)
+    assert rows.mean() < 12 and cols.mean() < 12  # up and to the left, as drawn
+    at.slider(key="draw_shift_right").set_value(4).run()
+    np.testing.assert_array_equal(at.session_state[DRAWN_DIGIT_KEY], shift_digit(as_drawn, 0, 4))
+    ae_kind = [c for c in image_captions(at) if "convolutional" in c or "fully-connected" in c]
+    assert len(ae_kind) == 2
+
+
+def test_a_fully_connected_model_picked_in_the_sidebar_goes_through_the_whole_page(canvas):
+    from studio.state import MODEL_KEY
+
+    canvas(None)
+    at = draw_page()
+    at.session_state[MODEL_KEY] = str(checkpoint_dir() / "fc-vae-z64.pt")
+    at.radio(key="draw_input").set_value("Test digit").run()
+    assert not at.exception and not at.error
+    fc_vae, _ = load_checkpoint(CHECKPOINTS / "fc-vae-z64.pt")
+    digit = at.session_state[DRAWN_DIGIT_KEY]
+    assert metrics(at)["Anomaly score"] == f"{correct(fc_vae, digit).score:.1f}"
+    assert "Reconstruction by fc-vae-z64" in image_captions(at) and "Sample 1" in image_captions(at)  # a VAE's posterior
+    assert_consistent_verdict(at)

@@ -178,3 +178,16 @@ def test_a_one_class_models_test_histogram_splits_its_digit_from_the_others(one_
     n_zeros = int((mnist.test_labels == 0).sum())
     assert counts == [ONE_CLASS_IMAGES, n_zeros, 10_000 - n_zeros]
     assert any("one-class model" in i.value for i in one_class_page.info)
+
+
+def test_a_fully_connected_model_gets_its_histograms_from_its_own_scores():
+    from vae.checkpoint import checkpoint_dir
+
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
+    at.session_state[state.MODEL_KEY] = str(checkpoint_dir() / "fc-ae-z64.pt")
+    at.switch_page(navigation.page_file("histograms")).run()
+    assert_clean(at)
+    entry = next(e for e in caches.usable_entries() if e.name == "fc-ae-z64")
+    train, _ = caches.scores_for(entry)
+    assert len(train) == 60_000
+    assert metric(at, "Threshold (error)") == f"{threshold(train, 'percentile', 99.0):.2f}"

@@ -92,3 +92,13 @@ def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):
     assert any(c.value.startswith("On the 1,000 test digits") for c in at.caption)
     sentence = threshold_sentence(at)
     assert "of the 4,000 training images" in sentence and "of the 1,000 unseen test images" in sentence
+
+
+def test_why_convolutions_says_what_the_shift_benchmark_measured_and_links_both_places():
+    from vae import benchmark, shift_benchmark
+
+    at = home()
+    assert not at.exception and not at.error
+    assert "Why convolutions (report §1–2)" in [s.value for s in at.subheader]
+    assert shift_benchmark.conclusion(benchmark.read_results("shift")) in [m.value for m in at.markdown]
+    assert {"draw", "benchmark"} <= {link.proto.page for link in at.get("page_link")}

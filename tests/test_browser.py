@@ -70,6 +70,37 @@ def test_draw_a_digit_and_see_it_corrected(server, page):
 
 
 @pytest.mark.parametrize("page", [(1400, 1000), (1024, 768)], indirect=True, ids=["1400x1000", "1024x768"])
+def test_a_drawn_seven_not_centred_and_moved_4_px_goes_through_conv_and_fully_connected_side_by_side(server, page):
+    """The report's §1–2 live: centring off, the input moved 4 px right, both models' results next to each other."""
+    page.goto(server)
+    wait_until_idle(page)
+    open_page(page, server, "Draw & correct")
+    draw_seven(page)
+    page.get_by_text("Anomaly score").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    page.get_by_text("Centre the digit").first.click()  # off
+    wait_until_idle(page)
+    right = page.locator('[data-testid="stSlider"]').filter(has_text="Move right, px").get_by_role("slider")
+    right.focus()
+    for _ in range(4):
+        right.press("ArrowRight")
+    wait_until_idle(page)
+    assert_no_errors(page, "draw-shift")
+    shown = page.locator('[data-testid="stSlider"]').filter(has_text="Move right, px")
+    assert shown.locator('[data-testid="stSliderThumbValue"]').inner_text() == "4"
+    assert not page.locator('[data-testid="stCheckbox"]').filter(has_text="Centre the digit").locator("input").is_checked()
+    conv = page.get_by_text("vae-z64 · convolutional", exact=True)
+    fc = page.get_by_text("fc-vae-z64 · fully-connected", exact=True)
+    conv.first.scroll_into_view_if_needed()
+    conv_box, fc_box = conv.first.bounding_box(), fc.first.bounding_box()
+    assert abs(conv_box["y"] - fc_box["y"]) < 5 and fc_box["x"] > conv_box["x"] + conv_box["width"]  # side by side
+    assert page.get_by_text(re.compile(r"^score \d")).count() == 2
+    width = page.viewport_size["width"]
+    page.screenshot(path=str(ARTIFACTS / f"draw-shift-{width}.png"), full_page=False)
+    page.screenshot(path=str(ARTIFACTS / f"draw-shift-{width}-full.png"), full_page=True)
+
+
+@pytest.mark.parametrize("page", [(1400, 1000), (1024, 768)], indirect=True, ids=["1400x1000", "1024x768"])
 def test_every_page_renders_without_error(server, page):
     """Screenshots of every page at both sizes: test-artifacts/page-<name>-<width>x<height>.png
     (scripts/update_screenshots.py copies the large ones to docs/ for the README)."""

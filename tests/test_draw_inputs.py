@@ -21,3 +21,10 @@ def test_compared_digits_are_newest_first_without_repeats_and_at_most_five():
     rows = with_compared(with_compared([], row("drawing", 1.0)), row("drawing", 0.5))
     rows = with_compared(rows, row("drawing", 0.5, model="ae-z64.pt"))
     assert len(rows) == 3
+
+
+def test_a_shift_slider_value_becomes_whole_pixels_within_the_range_whatever_the_browser_sends():
+    from studio.draw_inputs import MAX_SHIFT, shift_amount
+
+    assert [shift_amount(v) for v in (0, 3, -4, 2.6, MAX_SHIFT + 50, -1e9)] == [0, 3, -4, 3, MAX_SHIFT, -MAX_SHIFT]
+    assert [shift_amount(v) for v in ("3", None, True, float("nan"), [1])] == [0, 0, 0, 0, 0]

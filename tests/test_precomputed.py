@@ -74,7 +74,7 @@ def test_a_shipped_precomputed_file_equals_a_fresh_computation(name, mnist):
 def test_every_shipped_model_has_a_small_precomputed_file():
     sizes = {name: precomputed.precomputed_path(CHECKPOINTS / name).stat().st_size for name in SHIPPED}
     assert all(size < 2_000_000 for size in sizes.values()), sizes
-    assert sum(sizes.values()) < 5_000_000, sizes
+    assert sum(sizes.values()) < 8_000_000, sizes  # 7.0 MB: four z64 models (1.4 MB each, mostly test embeddings), four small
 
 
 def test_another_checkpoint_or_other_data_is_computed_afresh(tmp_path):

@@ -157,3 +157,22 @@ def test_mnist_digits_come_back_almost_unchanged(mnist):
     assert diff.mean() < 0.005, diff.mean()
     assert np.median(diff) < 1e-4
     assert (diff < 1e-4).mean() > 0.5  # most come back exactly
+
+
+def test_without_centring_the_ink_stays_where_it_was_drawn():
+    """The report's pre-alignment switched off: scaled like MNIST, but placed where it sat in the picture."""
+    picture = np.zeros((280, 280), dtype=np.float32)
+    picture[20:120, 30:60] = 1.0  # a bar in the top-left quarter
+    centred, as_drawn = prepare_array(picture), prepare_array(picture, centre=False)
+    assert centred.shape == as_drawn.shape == (28, 28)
+    rows, cols = np.nonzero(as_drawn > 0.5)
+    assert abs(rows.mean() - 7.0) <= 1 and abs(cols.mean() - 4.5) <= 1  # the bar's centre: (70, 45) / 10
+    rows, cols = np.nonzero(centred > 0.5)
+    assert abs(rows.mean() - 14) <= 1 and abs(cols.mean() - 14) <= 1
+    middle = np.zeros((280, 280), dtype=np.float32)
+    middle[90:190, 125:155] = 1.0  # drawn in the middle: both ways agree within a pixel
+    difference = np.argwhere(prepare_array(middle) > 0.5).mean(0) - np.argwhere(prepare_array(middle, centre=False) > 0.5).mean(0)
+    assert np.abs(difference).max() <= 1
+    corner = np.zeros((280, 280), dtype=np.float32)
+    corner[0:20, 250:280] = 1.0  # at the very edge: cut off, never an error
+    assert prepare_array(corner, centre=False).shape == (28, 28)

@@ -44,7 +44,7 @@ def results_dir() -> Path:
 
 def one_class_dir() -> Path:
     return checkpoint_dir() / ONE_CLASS_FOLDER
-BENCHMARKS = ("one-class", "flaws", "ood", "identity")
+BENCHMARKS = ("one-class", "flaws", "ood", "identity", "shift")  # shift: vae/shift_benchmark.py
 
 # Mean AUROC over the ten digits on the same one-class MNIST protocol, as each paper reports it.
 PUBLISHED = [
@@ -58,6 +58,7 @@ FLAW_MASK_LEVEL = 0.1  # a pixel belongs to the flaw where the flaw changed it b
 DEFAULT_MODELS = {  # what flaws, ood and identity measure unless told otherwise
     "flaws": ("vae-z64", "ae-z64", "vae-z3"),
     "ood": ("vae-z64", "ae-z64"),
+    "shift": ("ae-z64", "fc-ae-z64", "vae-z64", "fc-vae-z64"),  # the shipped conv models and their FC baselines
     "identity": ("vae-z64", "ae-z64", "vae-z3", "ae-z3", "vae-z2", "ae-z2"),
 }
 
@@ -78,7 +79,7 @@ def auroc(normal_scores, anomaly_scores) -> float:
 
 
 def applicable_scores(model) -> list[str]:
-    return [s for s in DETECTOR_SCORES if not (s == "kl" and model.kind != "vae")]
+    return [s for s in DETECTOR_SCORES if not (s == "kl" and not model.variational)]
 
 
 # --- one-class ------------------------------------------------------------------------------------

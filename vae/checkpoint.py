@@ -104,7 +104,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         model.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()
-        raise CheckpointError(f"{name} does not match the report's {payload['kind'].upper()} architecture "
+        kind = str(payload["kind"])
+        architecture = f"the report's {kind.upper()}" if kind in ("ae", "vae") else f"the {kind.upper()} baseline's"
+        raise CheckpointError(f"{name} does not match {architecture} architecture "
                               f"({first[0] if first else type(exc).__name__} …)") from None
     bad = next((key for key, value in payload["state_dict"].items()
                 if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
@@ -208,7 +210,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 # Trained on all 60,000 MNIST training images and committed with the project; never overwritten.
-SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt")
+SHIPPED = ("vae-z64.pt", "ae-z64.pt", "vae-z3.pt", "ae-z3.pt", "vae-z2.pt", "ae-z2.pt",
+           "fc-vae-z64.pt", "fc-ae-z64.pt")  # the last two: the fully-connected baseline (vae/fc_model.py)
 ONE_CLASS_FOLDER = "one-class"  # the one-class benchmark's models (vae/benchmark.py), shipped like SHIPPED
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINTS_ENV = "STUDIO_CHECKPOINTS"  # the one setting that moves the whole model store

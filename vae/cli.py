@@ -11,12 +11,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import __version__
+from . import __version__, shift_benchmark
 from . import benchmark as benchmark_module
 from . import speed as bench_module
 from .checkpoint import OWNER_PATTERN, CheckpointError, checkpoint_dir, load_checkpoint
 from .data import DataUnavailable, default_data_root, load_mnist
 from .devices import DEVICE_CHOICES, device_name, pick_device
+from .model import MODEL_KINDS
 from .train import TrainConfig, TrainingDiverged, evaluate_loss, format_duration
 from .training_run import TrainingSpec, check_destination, parse_digits, run_training
 
@@ -206,6 +207,9 @@ def cmd_benchmark(args) -> int:
     digits = parse_digits(args.digits) if which == "one-class" else None
     if which == "one-class" and not digits:
         digits = list(range(10))
+    for option in ("shift_epochs", "shift_seeds", "shift_train_images", "shift_images"):
+        if which == "shift" and getattr(args, option) < 1:
+            raise UsageError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(args, option)}")
     models = {}
     if which != "one-class":
         for ref in args.model or benchmark_module.DEFAULT_MODELS[which]:
@@ -227,6 +231,13 @@ def cmd_benchmark(args) -> int:
         for score in sorted(summary, key=lambda k: -summary[k]["mean"]):
             print(f"{score:15s} mean AUROC {summary[score]['mean']:.2f} ± {summary[score]['sd']:.2f}, "
                   f"worst digit {summary[score]['worst_digit']} {summary[score]['worst']:.2f}")
+    elif which == "shift":
+        classifier = benchmark_module.classifier(data, log=log)
+        one_class = {d: load_checkpoint(benchmark_module.one_class_path("vae", 64, d))[0] for d in range(10)
+                     if benchmark_module.one_class_path("vae", 64, d).exists()}
+        results = shift_benchmark.shift_benchmark(data, classifier, models, one_class, epochs=args.shift_epochs,
+                                                  seeds=args.shift_seeds, train_images=args.shift_train_images,
+                                                  n=args.shift_images, log=log, on_progress=bar)
     elif which == "identity":
         classifier = benchmark_module.classifier(data, retrain=args.retrain_classifier, log=log)
         results = benchmark_module.identity(models, data, classifier, log=log)
@@ -251,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     device = "where to compute: auto picks CUDA, then Apple MPS, else the CPU"
 
     t = sub.add_parser("train", help="train an AE or VAE and save a checkpoint")
-    t.add_argument("--model", choices=["ae", "vae"], default="vae", help="plain autoencoder or VAE")
+    t.add_argument("--model", choices=MODEL_KINDS, default="vae",
+                   help="the report's conv autoencoder or VAE, or the fully-connected baseline (fc-ae, fc-vae)")
     t.add_argument("--latent", type=int, default=64, help="latent size")
     t.add_argument("--epochs", type=int, default=30, help="passes over the training images")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (VAE)")
@@ -289,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("benchmark", help="measure anomaly detection: one-class AUROC, synthetic flaws, "
-                       "out-of-distribution digits, identity of reconstructions; writes JSON the app shows")
+                       "out-of-distribution digits, identity of reconstructions, position shifts (conv vs "
+                       "fully-connected); writes JSON the app shows")
     m.add_argument("benchmark", choices=benchmark_module.BENCHMARKS)
     m.add_argument("--kind", choices=["ae", "vae"], default=benchmark_module.ONE_CLASS_CONFIG["kind"],
                    help="one-class: model kind")
@@ -304,9 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--evaluate-only", action="store_true",
                    help="one-class: score the saved models in checkpoints/one-class/ instead of training")
     m.add_argument("--model", action="append", default=None,
-                   help="flaws/ood/identity: a model name in checkpoints/ or a .pt path; repeatable; "
+                   help="flaws/ood/identity/shift: a model name in checkpoints/ or a .pt path; repeatable; "
                         "if not given: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in benchmark_module.DEFAULT_MODELS.items()))
     m.add_argument("--images", type=int, default=benchmark_module.FLAW_SAMPLE, help="flaws: test digits per flaw kind")
+    m.add_argument("--shift-epochs", type=int, default=shift_benchmark.EPOCHS, help="shift: epochs per trained model")
+    m.add_argument("--shift-seeds", type=int, default=shift_benchmark.SEEDS, help="shift: seeds per model and training")
+    m.add_argument("--shift-train-images", type=int, default=shift_benchmark.TRAIN_IMAGES,
+                   help="shift: training images per trained model (a seeded random subset)")
+    m.add_argument("--shift-images", type=int, default=shift_benchmark.SAMPLE, help="shift: test digits moved")
     m.add_argument("--retrain-classifier", action="store_true", help="identity: train the judging CNN again")
     m.add_argument("--results-dir", default=None, help="folder for the JSON; if not given: checkpoints/benchmark/")
     m.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch; torch's own choice if not given")

@@ -108,7 +108,7 @@ def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.nd
     optimizer = torch.optim.Adam([z], lr=PROJECTION_LR)
     for _ in range(steps):
         loss = (model.decode(z) - x).abs().sum()
-        if model.kind == "vae":
+        if model.variational:
             loss = loss + 0.5 * z.pow(2).sum()
         # The gradient of z alone: the model is shared by every session (st.cache_resource), so its
         # parameters are neither switched nor given .grad here.

@@ -48,7 +48,7 @@ def sample_prior(model, n: int, seed: int) -> np.ndarray:
     An AE was never trained towards any distribution of its codes, so N(0, I) means nothing to its
     decoder: it is refused (NoPrior) rather than shown as if it were a sample.
     """
-    if model.kind != "vae":
+    if not model.variational:
         raise NoPrior(f"an {model.kind.upper()} has no prior to sample from; only a VAE does")
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -114,7 +114,7 @@ def _as_batch(image28: np.ndarray) -> torch.Tensor:
 def posterior_of(model, image28: np.ndarray) -> Posterior | None:
     """q(z | x) of one prepared digit under a VAE; None for an AE (its code is a point)."""
     x = _as_batch(image28)
-    if model.kind != "vae":
+    if not model.variational:
         return None
     model.eval()
     q = model.posterior(x)

@@ -23,14 +23,15 @@ from torch.distributions import Normal, kl_divergence
 
 from .kernels import bce_per_image, strided_conv, strided_conv_transpose
 
-MODEL_KINDS = ("ae", "vae")
+MODEL_KINDS = ("ae", "vae", "fc-ae", "fc-vae")  # the report's conv models; the fully-connected baseline (vae/fc_model.py)
+VARIATIONAL_KINDS = ("vae", "fc-vae")
 # softplus can underflow to exactly 0 for very negative inputs; Normal needs scale > 0.
 MIN_STD = 1e-5
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "vae"  # "ae" or "vae"
+    kind: str = "vae"  # one of MODEL_KINDS
     latent_dim: int = 64
     beta: float = 1.0  # weight of the KL term (VAE only)
 
@@ -125,6 +126,11 @@ class _Autoencoder(nn.Module):
     @property
     def kind(self) -> str:
         return self.config.kind
+
+    @property
+    def variational(self) -> bool:
+        """A VAE (conv or fully-connected): it has a posterior, a KL term and a prior to sample from."""
+        return self.config.kind in VARIATIONAL_KINDS
 
     @property
     def latent_dim(self) -> int:
@@ -226,7 +232,10 @@ class ConvVAE(_Autoencoder):
         return {"total": recon + self.config.beta * kl, "recon": recon, "kl": kl}
 
 
-def build_model(kind: str, latent_dim: int, beta: float = 1.0, device: torch.device | str = "cpu") -> ConvAE | ConvVAE:
+def build_model(kind: str, latent_dim: int, beta: float = 1.0, device: torch.device | str = "cpu") -> _Autoencoder:
     config = ModelConfig(kind, latent_dim, beta)  # validates
-    model = ConvAE(config.latent_dim) if config.kind == "ae" else ConvVAE(config.latent_dim, config.beta)
+    from .fc_model import FcAE, FcVAE  # here: fc_model builds on this module
+
+    model = {"ae": lambda: ConvAE(config.latent_dim), "vae": lambda: ConvVAE(config.latent_dim, config.beta),
+             "fc-ae": lambda: FcAE(config.latent_dim), "fc-vae": lambda: FcVAE(config.latent_dim, config.beta)}[config.kind]()
     return model.to(device).use_device_kernels(device)

@@ -78,11 +78,19 @@ def _centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
     return float((rows * ink).sum() / total), float((cols * ink).sum() / total)
 
 
-def prepare_array(img) -> np.ndarray:
-    """28×28 float32 in [0, 1], MNIST-style: ink cropped, scaled to 20 px, centred by mass."""
+def prepare_array(img, centre: bool = True) -> np.ndarray:
+    """28×28 float32 in [0, 1], MNIST-style: ink cropped, scaled to 20 px, centred by mass.
+
+    centre=False skips the centring (the report's "pre-alignment", §2): the scaled ink stays where it was
+    in the picture, its box's centre at the same fraction of the height and width of the 28×28 grid;
+    ink that would fall outside is cut off.
+    """
     ink = ink_map(img)
+    height, width = ink.shape
     rows = np.flatnonzero((ink > INK_LEVEL).any(axis=1))
     cols = np.flatnonzero((ink > INK_LEVEL).any(axis=0))
+    box_row = (rows[0] + rows[-1] + 1) / 2 / height  # where the ink's box sits, as fractions of the picture
+    box_col = (cols[0] + cols[-1] + 1) / 2 / width
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
     h, w = ink.shape
@@ -93,15 +101,20 @@ def prepare_array(img) -> np.ndarray:
     if resized.sum() == 0:
         raise ValueError("the image is blank after scaling: draw a bigger digit")
 
-    # Paste into a big canvas, then cut the 28×28 window whose centre is the ink's centre of mass.
+    # Paste into a big canvas, then cut a 28×28 window out of it.
     pad = SIZE
     canvas = np.zeros((new_h + 2 * pad, new_w + 2 * pad), dtype=np.float32)
     canvas[pad:pad + new_h, pad:pad + new_w] = resized
-    com_r, com_c = _centre_of_mass(canvas)
-    # MNIST puts the centre of mass on pixel (14, 14) (its digits average 13.98, 14.01), not at the
-    # grid's geometric centre 13.5: aiming there makes an MNIST digit come back unchanged.
-    top = int(round(com_r - SIZE / 2))
-    left = int(round(com_c - SIZE / 2))
+    if centre:  # the window whose centre is the ink's centre of mass
+        com_r, com_c = _centre_of_mass(canvas)
+        # MNIST puts the centre of mass on pixel (14, 14) (its digits average 13.98, 14.01), not at the
+        # grid's geometric centre 13.5: aiming there makes an MNIST digit come back unchanged.
+        top = int(round(com_r - SIZE / 2))
+        left = int(round(com_c - SIZE / 2))
+    else:  # the window that puts the ink's box where it was in the picture
+        top = int(round(pad + new_h / 2 - box_row * SIZE))
+        left = int(round(pad + new_w / 2 - box_col * SIZE))
+        top, left = min(max(top, 0), new_h + pad), min(max(left, 0), new_w + pad)
     return canvas[top:top + SIZE, left:left + SIZE].copy()
 
 

@@ -61,12 +61,12 @@ def anomaly_score(model, x: torch.Tensor, score: str = "default") -> torch.Tenso
     score = DEFAULT_SCORE if score == "default" else score
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)} or 'default'")
-    if score == "kl" and model.kind != "vae":
+    if score == "kl" and not model.variational:
         raise ValueError("the 'kl' score needs a VAE: an AE has no posterior")
     x = to_float(x) if x.dtype == torch.uint8 else x
     x = (x.unsqueeze(1) if x.dim() == 3 else x).to(model.device, torch.float32)
     model.eval()
-    posterior = model.posterior(x) if model.kind == "vae" else None
+    posterior = model.posterior(x) if model.variational else None
     z = posterior.mean if posterior is not None else model.embed(x)
     if score == "kl":
         return _kl_to_prior(posterior).cpu()

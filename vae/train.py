@@ -17,6 +17,7 @@ import torch
 
 from .data import MnistData, to_float
 from .devices import DEVICE_CHOICES, pick_device
+from .shifts import random_shifts
 
 # mallopt(3) parameters.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -53,9 +54,13 @@ class TrainConfig:
     seed: int = 0
     evaluate_each_epoch: bool = True  # test loss after every epoch (10,000 images: ~0.5 s)
     device: str = "auto"  # "auto" (CUDA, then MPS, else CPU), "cpu", "cuda" or "mps"
+    # Train with shifts (the report's §2 remedy for a model that is not shift-tolerant): each training
+    # image moved by its own random (dy, dx) of up to this many pixels, anew in every batch. 0: as it is.
+    shift_px: int = 0
 
     def __post_init__(self):
         checks = [
+            (isinstance(self.shift_px, int) and 0 <= self.shift_px <= 8, f"shift must be 0 to 8 px, got {self.shift_px!r}"),
             (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be 1 to 1000, got {self.epochs!r}"),
             (isinstance(self.batch_size, int) and 2 <= self.batch_size <= 8192,
              f"batch size must be 2 to 8192, got {self.batch_size!r}"),
@@ -137,6 +142,7 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
     model.to(device).use_device_kernels(device)
     torch.manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
+    shifts = torch.Generator().manual_seed(config.seed + 1)  # its own stream: shifting leaves the order unchanged
     images = data.train_images.to(device)  # uint8: 47 MB for all of MNIST, once, not per batch
     n = len(images)
     if n < 2:
@@ -160,7 +166,10 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
         order = torch.randperm(n, generator=shuffle).to(device)
         sums = {"total": 0.0, "recon": 0.0, "kl": 0.0}
         for step in range(1, steps_per_epoch + 1):
-            x = to_float(images[order[(step - 1) * batch_size: step * batch_size]])
+            batch = images[order[(step - 1) * batch_size: step * batch_size]]
+            if config.shift_px:
+                batch = random_shifts(batch, config.shift_px, shifts)
+            x = to_float(batch)
             losses = model.loss(x)
             total = losses["total"]
             value = float(total.detach())  # float() of a tensor that requires grad warns on stderr

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..checkpoint import OWNER_PATTERN, checkpoint_dir, clean_stale_temp_files
 from ..data import default_data_root
+from ..model import VARIATIONAL_KINDS
 from ..train import Progress, format_duration
 from ..training_run import TrainingSpec
 from . import limits, registry
@@ -77,7 +78,7 @@ def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr:
     beta only matters for a VAE, so an AE gets the default whatever the form held.
     """
     values = {"latent_dim": latent_dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "beta": beta if kind == "vae" else 1.0, "train_size": train_size}
+              "beta": beta if kind in VARIATIONAL_KINDS else 1.0, "train_size": train_size}
     for name, (low, high, _, label) in limits.LIMITS.form.items():
         value = values[name]
         if name == "train_size" and value is None:
@@ -117,7 +118,7 @@ def train_command(spec: TrainingSpec, folder, data_root: str | None, owner: str 
 def describe_spec(spec: TrainingSpec) -> str:
     """'VAE z=16 · 5 epochs · digits 0,1 · 1,000 images' for lists and messages."""
     parts = [f"{spec.kind.upper()} z={spec.latent_dim}", f"{spec.epochs} epoch{'s' if spec.epochs != 1 else ''}"]
-    if spec.kind == "vae" and spec.beta != 1.0:
+    if spec.kind in VARIATIONAL_KINDS and spec.beta != 1.0:
         parts.append(f"β={spec.beta:g}")
     parts.append(f"digits {','.join(map(str, spec.digits))}" if spec.digits else "all digits")
     parts.append(f"{spec.train_size:,} images" if spec.train_size else "all images")
