@@ -7,7 +7,6 @@ where the digit had no ink, which is what decides whether a model can tell it fr
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .flaws import _painted
 
