@@ -160,3 +160,15 @@ def get_detector(path: str, mtime: float, root: str, score: str) -> Detector:
 
 def detector_for(entry: registry.CheckpointEntry, score: str) -> Detector:
     return get_detector(str(entry.path), entry.mtime, default_data_root(), score)
+
+
+@st.cache_resource(show_spinner="Scoring the training digits and all test images with this score (once per model)…",
+                   max_entries=16)
+def get_detector_scores(path: str, mtime: float, root: str, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the training digits' reference scores, every test image's score) under a Detector for `score`."""
+    detector = get_detector(path, mtime, root, score)
+    return detector.reference_scores, detector.decision_function(get_data(root).test_images)
+
+
+def detector_scores_for(entry: registry.CheckpointEntry, score: str) -> tuple[np.ndarray, np.ndarray]:
+    return get_detector_scores(str(entry.path), entry.mtime, default_data_root(), score)

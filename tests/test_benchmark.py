@@ -16,6 +16,7 @@ from vae.flaws import FLAW_KINDS, add_flaw
 from vae.model import ConvAE
 from vae.nondigits import KINDS
 from vae.scores import SCORES, anomaly_score, blur
+from vae.touching_flaws import TOUCHING_KINDS
 
 from conftest import subprocess_env
 
@@ -144,9 +145,28 @@ def test_benchmark_cli_writes_json_and_refuses_an_unknown_benchmark(tmp_path, py
                          cwd=repo_root, capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "flaws.json").read_text())["results"]["models"]["ae-z2"]
-    assert result["images"] == 50 and set(result["kinds"]) == set(FLAW_KINDS[1:])
+    assert result["images"] == 50 and set(result["kinds"]) == {*FLAW_KINDS[1:], *TOUCHING_KINDS}
+    assert set(result["touching"]["kinds"]) == {"stroke", "disc", "extension"}
+    stroke = result["kinds"]["stroke"]
+    assert sum(stroke[f"images_off_ink_{low}_{high}"] for low, high in benchmark.OFF_INK_BINS) == 50
     assert run.stdout.startswith(f"wrote {tmp_path / 'flaws.json'}")
     with pytest.raises(SystemExit) as refused:
         main(["benchmark", "speed"])
     error = capsys.readouterr().err
     assert refused.value.code == 2 and error.count("\n") == 1 and "invalid choice: 'speed'" in error
+
+
+def test_spot_hits_counts_hits_per_off_ink_bin():
+    from vae.correction import Spot
+
+    masks = np.zeros((3, 28, 28), dtype=bool)
+    masks[:, 5, 5] = True
+    on_flaw = np.zeros((28, 28), dtype=bool)
+    on_flaw[6, 6] = True  # an 8-neighbour of the flaw: a hit
+    far = np.zeros((28, 28), dtype=bool)
+    far[20, 20] = True
+    spot = lambda mask: Spot((0.0, 0.0), 1.0, (0, 0, 1, 1), 1, "added", 1.0, mask)  # noqa: E731
+    result = benchmark.spot_hits([[spot(on_flaw)], [spot(far)], [spot(on_flaw), spot(far)]], masks, np.array([1, 5, 9]))
+    assert result["hit_rate"] == pytest.approx(200 / 3) and result["precision"] == pytest.approx(50.0)
+    assert result["hit_rate_off_ink_0_2"] == 100.0 and result["hit_rate_off_ink_3_7"] == 0.0
+    assert result["hit_rate_off_ink_8_784"] == 100.0 and result["images_off_ink_3_7"] == 1

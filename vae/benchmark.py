@@ -34,6 +34,7 @@ from .flaws import FLAW_KINDS, add_flaw
 from .model import build_model
 from .nondigits import EVALUATION_SEED, nondigit_set
 from .scores import SCORES, dataset_scores
+from .touching_flaws import TOUCHING_KINDS, add_touching_flaw, off_ink_pixels
 from .train import TrainConfig, format_duration, train
 
 CLASSIFIER_FILE = "digit-classifier.pt"  # in results_dir()
@@ -175,25 +176,38 @@ def flawed_test_digits(data: MnistData, kind: str, n: int = FLAW_SAMPLE, seed: i
     n = min(n, len(data.test_images))
     rows = np.random.default_rng(seed).choice(len(data.test_images), n, replace=False)
     clean = to_float(data.test_images[torch.from_numpy(rows)]).numpy()[:, 0]
-    flawed = np.stack([add_flaw(image, kind, seed=int(i)) for i, image in zip(rows, clean)])
+    make = add_touching_flaw if kind in TOUCHING_KINDS else add_flaw
+    flawed = np.stack([make(image, kind, seed=int(i)) for i, image in zip(rows, clean)])
     return clean, flawed, np.abs(flawed - clean) > FLAW_MASK_LEVEL
 
 
-def spot_hits(spots_per_image: list[list], masks: np.ndarray) -> dict[str, float]:
+TOUCHING_GOAL_KINDS = ("stroke", "disc", "extension")  # flaws that add ink touching the digit
+OFF_INK_BINS = ((0, 2), (3, 7), (8, 784))  # pixels of the flaw off the digit's ink: hit rate per bin
+
+
+def spot_hits(spots_per_image: list[list], masks: np.ndarray, off_ink: np.ndarray | None = None) -> dict[str, float]:
     """Share of images with a spot touching its flaw, and share of spots that touch one (a spot touches a
-    flaw when they share a pixel or are 8-neighbours)."""
-    hit_images, spots, touching = 0, 0, 0
+    flaw when they share a pixel or are 8-neighbours); with `off_ink` (pixels of each flaw off the ink), the
+    hit rate per OFF_INK_BINS too ("hit_rate_off_ink_3_7": …, NaN for an empty bin)."""
+    hits, spots, touching = [], 0, 0
     for spots_here, mask in zip(spots_per_image, masks):
         grown = ndimage.binary_dilation(mask, structure=np.ones((3, 3), dtype=bool))
         touches = [bool((spot.mask & grown).any()) for spot in spots_here]
-        hit_images += any(touches)
+        hits.append(any(touches))
         spots += len(touches)
         touching += sum(touches)
-    return {"hit_rate": 100.0 * hit_images / max(len(masks), 1),
-            "precision": 100.0 * touching / spots if spots else float("nan")}
+    hits = np.array(hits, dtype=bool)
+    result = {"hit_rate": 100.0 * hits.mean() if len(hits) else 0.0,
+              "precision": 100.0 * touching / spots if spots else float("nan")}
+    if off_ink is not None:
+        for low, high in OFF_INK_BINS:
+            inside = (off_ink >= low) & (off_ink <= high)
+            result[f"hit_rate_off_ink_{low}_{high}"] = 100.0 * float(hits[inside].mean()) if inside.any() else float("nan")
+            result[f"images_off_ink_{low}_{high}"] = int(inside.sum())
+    return result
 
 
-def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", log: Log = _quiet) -> dict:
+def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", kinds=None, log: Log = _quiet) -> dict:
     """Per flaw kind: image AUROC (score), pixel AUROC (|difference|), spot hit rate and precision; and the
     share of clean digits with at least one spot. Spots at the model's calibrated level (stored in its
     checkpoint, else measured on the training images here)."""
@@ -201,7 +215,7 @@ def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", 
     level = calibrate_spot_level(model, data.train_images) if level is None else level
     result = {"score": score, "images": n, "spot_level": level, "kinds": {}}
     clean = None
-    for kind in FLAW_KINDS[1:]:
+    for kind in kinds or [*FLAW_KINDS[1:], *TOUCHING_KINDS]:
         clean, flawed, masks = flawed_test_digits(data, kind, n)
         clean_scores = dataset_scores(model, torch.from_numpy(clean[:, None]), score)
         flawed_scores = dataset_scores(model, torch.from_numpy(flawed[:, None]), score)
@@ -210,8 +224,16 @@ def flaws(model, data: MnistData, n: int = FLAW_SAMPLE, score: str = "default", 
 
         pixel_auroc = 100.0 * roc_auc_score(masks.ravel(), np.abs(differences).ravel()) if masks.any() else float("nan")
         result["kinds"][kind] = {"image_auroc": auroc(clean_scores, flawed_scores), "pixel_auroc": float(pixel_auroc),
-                                 **spot_hits(spots, masks)}
+                                 "touches_the_digit": kind in TOUCHING_KINDS,
+                                 **spot_hits(spots, masks, off_ink_pixels(clean, flawed))}
         log(f"{kind}: " + ", ".join(f"{k} {v:.1f}" for k, v in result["kinds"][kind].items()))
+    touching = [result["kinds"][k] for k in TOUCHING_GOAL_KINDS if k in result["kinds"]]
+    if touching:  # the issue's goal is on these three together: hit ≥ 70 %, precision ≥ 85 %
+        result["touching"] = {"kinds": list(TOUCHING_GOAL_KINDS),
+                              "hit_rate": float(np.mean([k["hit_rate"] for k in touching])),
+                              "precision": float(np.nanmean([k["precision"] for k in touching]))}
+        log(f"touching the digit ({', '.join(TOUCHING_GOAL_KINDS)}): hit {result['touching']['hit_rate']:.1f} %, "
+            f"precision {result['touching']['precision']:.1f} %")
     clean_spots, _ = corrected_spots_batch(model, clean, level)
     result["clean_circled"] = 100.0 * float(np.mean([bool(s) for s in clean_spots]))
     log(f"clean digits circled: {result['clean_circled']:.1f} %")
