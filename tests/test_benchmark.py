@@ -134,7 +134,8 @@ def test_ood_reports_each_non_digit_kind_flagged_at_the_default_rule_with_every_
         assert set(result["auroc"][score]) == set(KINDS)
     # the rule is the training digits' 99th percentile: about 1 % of unseen digits above it, not 0 or 10
     assert all(result["flagged"][score]["test_digits"] <= 6 for score in result["flagged"]), result["flagged"]
-    assert result["flagged"]["guarded"]["letter"] > result["flagged"]["blurred_error"]["letter"]
+    mean_over_kinds = {score: np.mean([flagged[k] for k in KINDS]) for score, flagged in result["flagged"].items()}
+    assert mean_over_kinds["guarded"] > mean_over_kinds["blurred_error"] + 15, result["flagged"]
 
 
 @pytest.mark.slow
