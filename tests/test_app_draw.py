@@ -21,12 +21,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from studio import navigation
+from studio import navigation, state
 from studio.display import upscale
 from studio.state import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
 from vae.checkpoint import checkpoint_dir
 from vae.correction import correct, skipped_specks, spots_in
+from vae.detector import DEFAULT_VERDICT_SCORE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
@@ -89,8 +90,12 @@ def real_st_canvas_parameters() -> set[str]:
     return {a.arg for a in function.args.args + function.args.kwonlyargs}
 
 
-def draw_page() -> AppTest:
+def draw_page(score: str | None = "blurred_error") -> AppTest:
+    """The Draw page; its verdict read from `score` (the pixel score these tests check against `correct`), or
+    from the page's default with None."""
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=TIMEOUT)
+    if score is not None:
+        at.session_state[state.VERDICT_SCORE_KEY] = score
     at.switch_page(navigation.page_file("draw"))
     return at.run()
 
@@ -452,3 +457,16 @@ def test_a_forged_canvas_picture_goes_through_the_upload_limits(monkeypatch):
     assert not at.exception and not at.error
     assert any("Draw a digit on the black canvas" in i.value for i in at.info)
     assert not at.metric  # nothing was scored
+
+
+def test_the_default_verdict_reads_guarded_and_offers_every_score_with_its_strength(canvas, seven_rgba):
+    canvas(seven_rgba)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=1200)  # the first verdict fits 'guarded': minutes
+    at.switch_page(navigation.page_file("draw")).run()
+    assert not at.exception, at.exception
+    choice = at.selectbox(key=state.VERDICT_SCORE_KEY)
+    assert choice.value == DEFAULT_VERDICT_SCORE == "guarded"
+    assert "blurred_error" in choice.options[1:] and all(" — " in option for option in choice.options)
+    assert "letters" in choice.options[0]  # its measured strength, from ood.json
+    assert_consistent_verdict(at)
+    assert metrics(at)["Verdict"] == "NORMAL"  # a plain drawn 7 is a digit
