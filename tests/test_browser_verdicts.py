@@ -93,6 +93,8 @@ def test_a_seven_with_a_short_extra_stroke_gets_a_circle_on_the_stroke(server, p
     draw_seven(page)
     stroke_on_canvas(page, [(0.6, 0.52), (0.85, 0.6)])  # from the middle of the diagonal, out to the right
     verdict_of(page)
+    page.wait_for_timeout(3000)  # the canvas sends its pixels after each stroke: let the last one arrive
+    verdict_of(page)
     page.screenshot(path=str(ARTIFACTS / "verdict-seven-stroke.png"), full_page=True)
     assert page.get_by_text("with ink removed").count() >= 1  # the page circles ink the model would take away
     # Where: the same spots from the same input, computed here. Right of the 7's diagonal, below its bar,
