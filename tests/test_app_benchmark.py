@@ -49,6 +49,12 @@ def test_a_one_class_model_selected_in_the_sidebar_is_measured_on_its_digits(pag
     page.session_state[state.MODEL_KEY] = str(path)
     page.run()
     assert not page.exception, page.exception
-    result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC"]), None)
+    result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC", "note"]), None)
     assert result is not None and set(result["score"]) == {"squared_error", "blurred_error", "combined"}
     assert (result["AUROC"] > 95).all()
+
+
+def test_an_inverted_or_guessing_auroc_is_said_in_words():
+    assert benchmark.auroc_note(0.7).startswith("inverted")
+    assert benchmark.auroc_note(52.0) == "guessing"
+    assert benchmark.auroc_note(97.0) == ""

@@ -466,7 +466,7 @@ def test_the_default_verdict_reads_guarded_and_offers_every_score_with_its_stren
     assert not at.exception, at.exception
     choice = at.selectbox(key=state.VERDICT_SCORE_KEY)
     assert choice.value == DEFAULT_VERDICT_SCORE == "guarded"
-    assert "blurred_error" in choice.options[1:] and all(" — " in option for option in choice.options)
-    assert "letters" in choice.options[0]  # its measured strength, from ood.json
+    assert choice.options[0].startswith("guarded — ") and "letters 98 %" in choice.options[0]  # its strength, ood.json
+    assert any(option.startswith("blurred_error — ") for option in choice.options[1:])
     assert_consistent_verdict(at)
     assert metrics(at)["Verdict"] == "NORMAL"  # a plain drawn 7 is a digit
