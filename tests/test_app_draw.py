@@ -225,7 +225,7 @@ def test_the_comparison_shows_ae_vs_vae_and_latent_3_vs_64(canvas):
     for label in ("AE z=64", "VAE z=64", "VAE z=3"):
         if (CHECKPOINTS / f"{label.split()[0].lower()}-z{label.split('=')[1]}.pt").exists():
             assert label in captions
-    assert captions.count("score ") >= 2
+    assert captions.count("blurred error ") >= 2
 
 
 def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatch):
