@@ -10,7 +10,7 @@ from vae import benchmark, shift_benchmark
 from vae.checkpoint import load_checkpoint
 from vae.data import default_data_root
 from vae.detector import DETECTOR_SCORES, Detector
-from vae.scores import DEFAULT_SCORE
+from vae.nondigits import KINDS
 
 SCORE_KEY, DIGIT_KEY = "bench_score", "bench_digit"
 HIGHLIGHT = ("combined", "blurred_error", "squared_error")
@@ -60,7 +60,7 @@ else:
         bars.add_bar(name=f"{score} (mean {summary[score]['mean']:.2f}{spread})", x=digits,
                      y=[summary[score]["per_digit"][d] for d in digits])
     # The published means as lines named in the legend: labels written on the plot sat on the bars.
-    for paper, dash in zip(benchmark.PUBLISHED, ["dot", "dash", "solid"]):
+    for paper, dash in zip(benchmark.PUBLISHED, ["dot", "dash", "solid", "dashdot"]):
         bars.add_scatter(x=digits, y=[paper["mean_auroc"]] * len(digits), mode="lines",
                          line=dict(color="#444", dash=dash, width=1.5), hoverinfo="name",
                          name=f"{paper['method']} {paper['mean_auroc']} ({paper['year']}), mean")
@@ -69,13 +69,23 @@ else:
                        height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
     st.plotly_chart(bars, width="stretch")
     table = pd.DataFrame([{"method": score, "source": "this app", "mean AUROC": s["mean"],
-                           "sd over seeds": s["sd"] if config["seeds"] > 1 else None,
+                           **({"sd over seeds": s["sd"]} if config["seeds"] > 1 else {}),
                            "worst digit": f"{s['worst_digit']} ({s['worst']:.1f})", **s["per_digit"]}
-                          for score, s in sorted(summary.items(), key=lambda item: -item[1]["mean"])]
-                         + [{"method": p["method"], "source": f"{p['reference']} {p['year']}", "mean AUROC": p["mean_auroc"]}
-                            for p in benchmark.PUBLISHED])
-    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f")
-                                                        for c in ["mean AUROC", "sd over seeds", *digits]})
+                          for score, s in sorted(summary.items(), key=lambda item: -item[1]["mean"])])
+    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                                        for c in ["mean AUROC", "sd over seeds"]}
+                 | {d: st.column_config.NumberColumn(format="%.1f") for d in digits})
+    st.markdown("**Published** on the same protocol, each from the paper that reports it:")
+    st.dataframe(pd.DataFrame([{"method": p["method"], "mean AUROC": p["mean_auroc"], "where the number comes from": p["source"]}
+                               for p in benchmark.PUBLISHED]), hide_index=True,
+                 column_config={"mean AUROC": st.column_config.NumberColumn(format="%.1f")})
+    best = max(summary, key=lambda k: summary[k]["mean"])
+    st.caption(f"Ours, best: {best} {summary[best]['mean']:.2f}"
+               + (f" ± {summary[best]['sd']:.2f} over {config['seeds']} seeds" if config["seeds"] > 1
+                  else " (one seed: no spread measured)")
+               + ". Its score, σ, k, weights and epochs were picked looking at this test set's AUROC (issue #16: picked on "
+               "digits 0–4 and scored on 5–9 and back, it gives 97.93). So: ahead of Deep SVDD (94.8) and OCGAN (97.5), "
+               "on par with GEOM (98.0: closer than the seed spread plus that 0.07), below ARNet (98.3).")
 
     st.subheader("ROC curve")
     left, right = st.columns(2)
@@ -101,7 +111,8 @@ if entry is not None and own_digits and len(own_digits) < 10:
     result = own_digits_auroc(str(entry.path), entry.mtime, tuple(own_digits), default_data_root())
     st.caption(f"AUROC of the other digits vs digits {', '.join(map(str, own_digits))} over the 10,000 test images, "
                "fitted on the training images of its digits.")
-    st.dataframe(pd.DataFrame([{"score": k, "AUROC": v} for k, v in result.items()]), hide_index=True,
+    st.dataframe(pd.DataFrame([{"score": k, "AUROC": v, "note": benchmark.auroc_note(v)} for k, v in result.items()]),
+                 hide_index=True,
                  column_config={"AUROC": st.column_config.NumberColumn(format="%.1f")})
 
 st.header("Synthetic flaws")
@@ -111,26 +122,39 @@ if flaws is None:
 else:
     rows = [{"model": name, "flaw": kind, **values, "clean digits circled": result["clean_circled"]}
             for name, result in flaws["results"]["models"].items() for kind, values in result["kinds"].items()]
-    st.markdown(f"Test digits vs the same digits with a flaw; spots at each model's calibrated level. "
-                f"Measured by {ran_when(flaws)}.")
-    st.dataframe(pd.DataFrame(rows).rename(columns={"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC",
-                                                    "hit_rate": "spot finds the flaw, %", "precision": "spots on the flaw, %"}),
-                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in
-                                                 ["image AUROC", "pixel AUROC", "spot finds the flaw, %",
-                                                  "spots on the flaw, %", "clean digits circled"]})
+    st.markdown(f"Test digits vs the same digits with a flaw; spots at each model's calibrated level. The last "
+                f"four kinds touch the digit (a stroke starting on the ink, a disc on it, a stroke carrying on past "
+                f"its end, a block rubbed out); their hit rate is also split by how many of the flaw's pixels lie "
+                f"off the ink. Measured by {ran_when(flaws)}.")
+    names = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "hit_rate": "spot finds the flaw, %",
+             "precision": "spots on the flaw, %", "touches_the_digit": "touches the digit",
+             **{f"hit_rate_off_ink_{lo}_{hi}": f"finds it, {lo}–{hi} px off ink, %" for lo, hi in benchmark.OFF_INK_BINS},
+             **{f"images_off_ink_{lo}_{hi}": f"images {lo}–{hi} px off ink" for lo, hi in benchmark.OFF_INK_BINS}}
+    table = pd.DataFrame(rows).rename(columns=names)
+    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns
+                                                        if c.endswith("%") or "AUROC" in c or c == "clean digits circled"})
+    for name, result in flaws["results"]["models"].items():
+        if "touching" in result:
+            t = result["touching"]
+            st.caption(f"{name}, flaws touching the digit ({', '.join(t['kinds'])}): a spot finds {t['hit_rate']:.1f} % "
+                       f"(goal 70 %), {t['precision']:.1f} % of spots are on the flaw (goal 85 %), clean digits circled "
+                       f"{result['clean_circled']:.1f} % (goal ≤ 5 %).")
 
-st.header("Other digits: scikit-learn's 8×8 set")
+st.header("Inputs that are not digits")
 ood = benchmark.read_results("ood")
-if ood is None:
+rows = benchmark.ood_rows(ood["results"]) if ood is not None else []
+if not rows:
     st.info("Not measured yet: run `python -m vae benchmark ood`.")
 else:
-    table = pd.DataFrame({name: result["auroc"] for name, result in ood["results"]["models"].items()})
-    best = table.mean(axis=1).idxmax()
-    default = ", ".join(f"{name} {auroc:.1f}" for name, auroc in table.loc[DEFAULT_SCORE].items())
-    st.markdown(f"1,797 digits from another dataset, prepared like a drawing, vs the MNIST test digits. The pages' "
-                f"score ({DEFAULT_SCORE}) catches them with AUROC {default}; use **{best}** for inputs like these. "
-                f"Measured by {ran_when(ood)}.")
-    st.dataframe(table, column_config={c: st.column_config.NumberColumn(format="%.1f") for c in table.columns})
+    result = next(iter(ood["results"]["models"].values()))
+    st.markdown(f"The project's own non-digits ({result['images_per_kind']} of each kind, `vae/nondigits.py`, seed "
+                f"{result['seed']}, which no choice of the detector saw), prepared like a drawing: the share of each "
+                f"flagged, and of the {result['mnist_test_images']:,} MNIST test digits, when the verdict is "
+                f"'{result['rule']}'. Measured by {ran_when(ood)}.")
+    st.caption(" · ".join(f"**{kind}**: {text}" for kind, text in KINDS.items()))
+    table = pd.DataFrame(rows).rename(columns={"test_digits": "test digits"})
+    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.1f %%")
+                                                        for c in table.columns if c not in ("model", "score")})
 
 st.header("Does the reconstruction keep the digit? (report Fig. 8)")
 identity = benchmark.read_results("identity")

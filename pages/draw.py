@@ -19,10 +19,11 @@ from studio.display import (
 from vae import benchmark, prepare_array
 from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, result_csv, skipped_specks, spots_in, verdict
 from vae.data import to_float
+from vae.detector import DETECTOR_SCORES, score_uint8, verdict_scores
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
 from vae.model import VARIATIONAL_KINDS
-from vae.scores import BLUR_SIGMA, percentile_of
+from vae.scores import percentile_of
 from vae.server.uploads import load_uploaded_image
 from vae.shift_benchmark import shift_caption
 from vae.shifts import shift_digit
@@ -31,6 +32,7 @@ INPUTS = ("Draw", "Upload", "Test digit")
 CANVAS_SIZE = 280
 INDEX_KEY = "draw_test_index"
 LEVEL_KEY = "draw_level"
+SCORE_KEY = state.VERDICT_SCORE_KEY  # shared with the Error histograms page
 SPOT_MODE_KEY = "draw_spot_mode"
 SPOT_MODES = ("Calibrated", "Manual level")
 CENTRE_KEY, DOWN_KEY, RIGHT_KEY = "draw_centre", "draw_shift_down", "draw_shift_right"
@@ -119,14 +121,25 @@ def test_digit() -> tuple[np.ndarray, str] | None:
     return {True: digit, False: digit}, name  # MNIST's digits are centred already
 
 
+def chosen_score(entry, model, digit: np.ndarray) -> tuple[str, float, np.ndarray]:
+    """The visitor's choice of verdict score (default: the measured best), the digit's score under it, and the
+    training digits' scores the threshold and percentile are read from."""
+    options = verdict_scores(model)
+    ood, one_class = benchmark.read_results("ood"), benchmark.read_results("one-class")
+    lines = {s: benchmark.strength_line(s, ood and ood["results"], one_class and one_class["results"]) for s in options}
+    name = state.offered(st.selectbox("Verdict score", options, key=state.kept(SCORE_KEY, options[0], options),
+                                      format_func=lambda s: f"{s} — {lines[s]}",
+                                      help="What the verdict is read from. Measured on the Detection benchmark page: "
+                                      "the share of the project's letters, shapes and of MNIST test digits each flags "
+                                      "at the 99th training percentile, and its one-class MNIST AUROC."), options)
+    detector = caches.detector_for(entry, name)
+    return name, score_uint8(detector, digit), detector.reference_scores
+
+
 def show_correction(entry, digit: np.ndarray, name: str) -> None:
     """Fig. 6 for the selected model: images, corrected spots, score and verdict, and their downloads."""
     model, _ = caches.model_for(entry)
     result = correct(model, digit)
-    train_errors, _ = caches.scores_for(entry)
-    limit = state.current_threshold(train_errors)
-    outcome = verdict(result.score, limit)
-    percentile = percentile_of(result.score, train_errors)
 
     calibrated = state.offered(st.radio("Spots", SPOT_MODES, horizontal=True, key=state.kept(SPOT_MODE_KEY),
                                          help=SPOT_MODE_HELP), SPOT_MODES) == SPOT_MODES[0]
@@ -155,22 +168,22 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
                + (f" The level is {entry.name}'s own: {100 - CALIBRATION_PERCENTILE:.0f} % of its training digits "
                   "have a spot above it." if calibrated else ""))
 
+    score_name, score, reference = chosen_score(entry, model, digit)
+    limit = state.current_threshold(reference)
+    outcome = verdict(score, limit)
+    percentile = percentile_of(score, reference)
     score_column, percentile_column, verdict_column = st.columns(3)
-    score_column.metric("Anomaly score", f"{result.score:.1f}",
-                        help="Sum over the 784 pixels of (blur(reconstruction − input))², the difference blurred by "
-                        f"a Gaussian of σ = {BLUR_SIGMA:g} px so that a stroke drawn a pixel off counts little while "
-                        "missing or extra ink counts "
-                        "fully: the number the Error histograms page counts.")
+    score_column.metric("Anomaly score", f"{score:.1f}", help=f"{score_name}: {DETECTOR_SCORES[score_name]}.")
     percentile_column.metric("Training percentile", f"{percentile / 100:.1%}",
                              help="Share of the training images whose score is at or below this one.")
     verdict_column.metric("Verdict", outcome.upper())
     colour = "red" if outcome == "anomaly" else "green"
     called = "an anomaly" if outcome == "anomaly" else "normal"
     st.markdown(f"Threshold **{limit:.1f}** ({state.threshold_description()}, chosen on the Error histograms "
-                f"page): score {result.score:.1f} {'>' if outcome == 'anomaly' else '≤'} {limit:.1f}, "
+                f"page): score {score:.1f} {'>' if outcome == 'anomaly' else '≤'} {limit:.1f}, "
                 f"so this digit is :{colour}[**{called}**].")
 
-    row = {"model": entry.name, "input": name, "score": result.score, "percentile": percentile,
+    row = {"model": entry.name, "input": name, "score": score, "percentile": percentile,
            "threshold": limit, "verdict": outcome, "spots": len(regions), "spot_level": level}
     png_column, csv_column, compare_column = st.columns(3)
     png_column.download_button("Picture (PNG)", png_bytes(result_sheet(panels, captions)), "correction.png",
@@ -217,12 +230,13 @@ def show_compared(entries_by_path: dict) -> None:
         if entry is None:  # the model was deleted meanwhile
             continue
         model, _ = caches.model_for(entry)
-        score = correct(model, kept["digit"]).score
-        train_errors, _ = caches.scores_for(entry)
-        limit = state.current_threshold(train_errors)
+        score_name = state.offered(st.session_state.get(SCORE_KEY), verdict_scores(model))
+        detector = caches.detector_for(entry, score_name)
+        score, reference = score_uint8(detector, kept["digit"]), detector.reference_scores
+        limit = state.current_threshold(reference)
         table.append({"digit": thumbnail_url(kept["digit"]), "input": kept["input"], "model": entry.name,
-                      "score": round(score, 1), "percentile": f"{percentile_of(score, train_errors) / 100:.1%}",
-                      "verdict": verdict(score, limit)})
+                      "score name": score_name, "score": round(score, 1),
+                      "percentile": f"{percentile_of(score, reference) / 100:.1%}", "verdict": verdict(score, limit)})
     st.dataframe(pd.DataFrame(table), hide_index=True, key="draw_compared_table",
                  column_config={"digit": st.column_config.ImageColumn("digit", width="small")})
     st.button("Clear", icon=":material/delete:", on_click=draw_inputs.clear_compared, key="draw_compare_clear")
@@ -252,7 +266,7 @@ def show_comparison(entry, digit: np.ndarray) -> None:
             recon_column.image(upscale(to_rgb(result.reconstruction)), width="stretch",
                                caption=f"{kind.upper()} z={dim} ({other.name})")
             diff_column.image(upscale(render_difference(result.diff)), width="stretch",
-                              caption=f"difference · score {result.score:.1f}")
+                              caption=f"difference · blurred error {result.score:.1f}")
 
 
 def position_controls(source: str) -> tuple[bool, int, int]:

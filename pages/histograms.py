@@ -6,7 +6,9 @@ from plotly.subplots import make_subplots
 
 from studio import caches, state
 from studio.display import upscale
+from vae import benchmark
 from vae.data import FALLBACK_SUBSET
+from vae.detector import DETECTOR_SCORES, verdict_scores
 from vae.latent import reconstruct_rows
 from vae.scores import (
     THRESHOLD_RULES,
@@ -24,6 +26,8 @@ from vae.scores import (
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
 OTHER_COLOUR = "#d62728"  # a one-class model's test images of the digits it never saw
 RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"
+SCORE_KEY = state.VERDICT_SCORE_KEY  # shared with the Draw page: its verdict reads the score counted here
+PAGE_SCORE = "blurred_error"  # precomputed for the shipped models
 PERCENTILE_RANGE = (90.0, 100.0)
 K_RANGE = (0.0, 10.0)
 TAIL_PERCENTILES = [90.0, 95.0, 99.0, 99.9]
@@ -91,8 +95,8 @@ def tail_figure(groups, train, test, edges, limit, expected) -> go.Figure:
 
 
 st.title("Error histograms")
-st.markdown("Reconstruction error (sum of squared pixel differences, blurred 1 px: the measured best score; the "
-            "report used them unblurred) of every training and every test image "
+st.markdown("Anomaly scores (by default 'guarded', the measured best at flagging non-digits; 'blurred_error' is "
+            "the report's reconstruction error, blurred 1 px) of the training and every test image "
             "(report Fig. 7). Blue: training images, orange: test images the model never saw (for a one-class "
             "model: test images of its digits, and red: of the other digits). Images whose error "
             "passes the threshold are flagged as anomalies; the Draw page uses the threshold chosen here.")
@@ -103,7 +107,19 @@ if entry is None:
     st.stop()
 try:
     data = caches.data()
-    train_errors, test_errors = caches.scores_for(entry)
+    model, _ = caches.model_for(entry)
+    options = verdict_scores(model)
+    ood, one_class = benchmark.read_results("ood"), benchmark.read_results("one-class")
+    lines = {s: benchmark.strength_line(s, ood and ood["results"], one_class and one_class["results"]) for s in options}
+    score_name = state.offered(st.selectbox("Score", options, key=state.kept(SCORE_KEY, options[0], options),
+                                            format_func=lambda s: f"{s} — {lines[s]}",
+                                            help="What is counted, and what the Draw page's verdict reads: "
+                                            "each score's measured strength is on the Detection benchmark page."), options)
+    st.caption(f"**{score_name}**: {DETECTOR_SCORES[score_name]}.")
+    if score_name == PAGE_SCORE:  # the report's Fig. 7 score: every training image, precomputed for the shipped models
+        train_errors, test_errors = caches.scores_for(entry)
+    else:
+        train_errors, test_errors = caches.detector_scores_for(entry, score_name)
 except Exception as exc:  # DataUnavailable, or a checkpoint that became unreadable since the scan
     st.error(f"Cannot score the images: {exc}")
     st.stop()

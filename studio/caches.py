@@ -12,6 +12,7 @@ from vae import calibrate_spot_level, load_checkpoint, load_mnist, precomputed
 from vae.checkpoint import checkpoint_dir
 from vae.correction import fitted_difference
 from vae.data import MnistData, default_data_root, rows_seen_by
+from vae.detector import Detector
 from vae.devices import pick_device
 from vae.latent import cluster_scores, embed_dataset
 from vae.scores import dataset_scores
@@ -146,3 +147,28 @@ def _fitted_difference(path: str, mtime: float, digit: np.ndarray) -> np.ndarray
 def fitted_difference_for(entry: registry.CheckpointEntry, digit: np.ndarray) -> np.ndarray:
     """The closest digit the model can draw − `digit` (28, 28), cached: the canvas reruns the page often."""
     return _fitted_difference(str(entry.path), entry.mtime, np.asarray(digit, dtype=np.float32))
+
+
+@st.cache_resource(show_spinner="Fitting the verdict's score on the model's training digits (once per model and score; "
+                   "'guarded' also learns the project's non-digits: about a minute)…", max_entries=16)
+def get_detector(path: str, mtime: float, root: str, score: str) -> Detector:
+    """A Detector for `score`, fitted on the training images the model learned from; shared by every session."""
+    model, _ = get_model(path, mtime)
+    rows = seen_rows(path, mtime, root)
+    return Detector(model, score).fit(get_data(root).train_images[torch.from_numpy(rows)])
+
+
+def detector_for(entry: registry.CheckpointEntry, score: str) -> Detector:
+    return get_detector(str(entry.path), entry.mtime, default_data_root(), score)
+
+
+@st.cache_resource(show_spinner="Scoring the training digits and all test images with this score (once per model)…",
+                   max_entries=16)
+def get_detector_scores(path: str, mtime: float, root: str, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the training digits' reference scores, every test image's score) under a Detector for `score`."""
+    detector = get_detector(path, mtime, root, score)
+    return detector.reference_scores, detector.decision_function(get_data(root).test_images)
+
+
+def detector_scores_for(entry: registry.CheckpointEntry, score: str) -> tuple[np.ndarray, np.ndarray]:
+    return get_detector_scores(str(entry.path), entry.mtime, default_data_root(), score)

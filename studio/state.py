@@ -11,6 +11,8 @@ from studio import caches
 from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, threshold
 from vae.server import registry
 
+VERDICT_SCORE_KEY = "verdict_score"  # the score the Draw verdict and the Error histograms read (vae.detector)
+
 DEFAULT_MODEL = "vae-z64.pt"
 MODEL_KEY = "model_path"  # path (str) of the model chosen in the sidebar
 MODEL_GONE_KEY = "model_gone"  # name of the chosen model that disappeared, to say so once

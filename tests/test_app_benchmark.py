@@ -27,8 +27,11 @@ def test_one_class_table_shows_the_benchmark_json_beside_the_published_methods(p
     for score, values in stored.items():
         assert ours.loc[score, "mean AUROC"] == pytest.approx(values["mean"])
         assert ours.loc[score, "2"] == pytest.approx(values["per_digit"]["2"])
-    published = table[table["source"] != "this app"].set_index("method")["mean AUROC"].to_dict()
-    assert published == {p["method"]: p["mean_auroc"] for p in benchmark.PUBLISHED}
+    assert set(table["source"]) == {"this app"}
+    literature = page.dataframe[1].value.set_index("method")
+    assert literature["mean AUROC"].to_dict() == {p["method"]: p["mean_auroc"] for p in benchmark.PUBLISHED}
+    assert literature.loc["ARNet", "mean AUROC"] == 98.3 and not literature.isna().any().any()  # no "None" shown
+    assert "not in Golan & El-Yaniv's paper" in literature.loc["GEOM (GeoTrans)", "where the number comes from"]
 
 
 def test_roc_curve_follows_the_chosen_digit_and_score(page):
@@ -46,7 +49,7 @@ def test_a_one_class_model_selected_in_the_sidebar_is_measured_on_its_digits(pag
     page.session_state[state.MODEL_KEY] = str(path)
     page.run()
     assert not page.exception, page.exception
-    result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC"]), None)
+    result = next((d.value for d in page.dataframe if list(d.value.columns) == ["score", "AUROC", "note"]), None)
     assert result is not None and set(result["score"]) == {"squared_error", "blurred_error", "combined"}
     assert (result["AUROC"] > 95).all()
 
@@ -68,3 +71,9 @@ def test_the_position_shifts_section_shows_the_shift_json(page):
         assert shown.loc[key, "false alarms 4 px, %"] == pytest.approx(row["false_alarms_4"])
     page.selectbox(key="bench_shift_metric").set_value("false_alarms").run()
     assert not page.exception, page.exception
+
+
+def test_an_inverted_or_guessing_auroc_is_said_in_words():
+    assert benchmark.auroc_note(0.7).startswith("inverted")
+    assert benchmark.auroc_note(52.0) == "guessing"
+    assert benchmark.auroc_note(97.0) == ""

@@ -21,12 +21,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from studio import navigation
+from studio import navigation, state
 from studio.display import upscale
 from studio.state import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
 from vae.checkpoint import checkpoint_dir
 from vae.correction import correct, skipped_specks, spots_in
+from vae.detector import DEFAULT_VERDICT_SCORE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = checkpoint_dir()  # the test session's copy (tests/conftest.py)
@@ -89,8 +90,12 @@ def real_st_canvas_parameters() -> set[str]:
     return {a.arg for a in function.args.args + function.args.kwonlyargs}
 
 
-def draw_page() -> AppTest:
+def draw_page(score: str | None = "blurred_error") -> AppTest:
+    """The Draw page; its verdict read from `score` (the pixel score these tests check against `correct`), or
+    from the page's default with None."""
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=TIMEOUT)
+    if score is not None:
+        at.session_state[state.VERDICT_SCORE_KEY] = score
     at.switch_page(navigation.page_file("draw"))
     return at.run()
 
@@ -220,7 +225,7 @@ def test_the_comparison_shows_ae_vs_vae_and_latent_3_vs_64(canvas):
     for label in ("AE z=64", "VAE z=64", "VAE z=3"):
         if (CHECKPOINTS / f"{label.split()[0].lower()}-z{label.split('=')[1]}.pt").exists():
             assert label in captions
-    assert captions.count("score ") >= 2
+    assert captions.count("blurred error ") >= 2
 
 
 def test_a_missing_comparison_model_is_skipped_with_a_caption(canvas, monkeypatch):
@@ -521,3 +526,16 @@ def test_a_fully_connected_model_picked_in_the_sidebar_goes_through_the_whole_pa
     assert metrics(at)["Anomaly score"] == f"{correct(fc_vae, digit).score:.1f}"
     assert "Reconstruction by fc-vae-z64" in image_captions(at) and "Sample 1" in image_captions(at)  # a VAE's posterior
     assert_consistent_verdict(at)
+
+
+def test_the_default_verdict_reads_guarded_and_offers_every_score_with_its_strength(canvas, seven_rgba):
+    canvas(seven_rgba)
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=1200)  # the first verdict fits 'guarded': minutes
+    at.switch_page(navigation.page_file("draw")).run()
+    assert not at.exception, at.exception
+    choice = at.selectbox(key=state.VERDICT_SCORE_KEY)
+    assert choice.value == DEFAULT_VERDICT_SCORE == "guarded"
+    assert choice.options[0].startswith("guarded — ") and "letters 98 %" in choice.options[0]  # its strength, ood.json
+    assert any(option.startswith("blurred_error — ") for option in choice.options[1:])
+    assert_consistent_verdict(at)
+    assert metrics(at)["Verdict"] == "NORMAL"  # a plain drawn 7 is a digit

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_environment")]
 def page():
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[state.MODEL_KEY] = str(MODEL)
+    at.session_state[state.VERDICT_SCORE_KEY] = "blurred_error"  # the precomputed score these tests check
     at.switch_page(navigation.page_file("histograms")).run()
     return at
 
@@ -147,6 +148,7 @@ def one_class_page(one_class):
     path, _ = one_class
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[state.MODEL_KEY] = str(path)
+    at.session_state[state.VERDICT_SCORE_KEY] = "blurred_error"
     at.switch_page(navigation.page_file("histograms")).run()
     return at
 

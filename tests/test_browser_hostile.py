@@ -164,6 +164,7 @@ FORGED_CHOICES = {  # widget key → (page, texts to click, each making a rerun 
     "draw_input": ("draw", ["Test digit"], "Upload'; DROP TABLE"),
     "draw_spot_mode": ("draw", ["Test digit", "Manual level"], "Manual"),
     "hist_rule": ("histograms", ["training maximum"], "__class__"),
+    "verdict_score": ("draw", ["Test digit", "Random"], "__import__('os')"),
     "latent_size": ("latent", ["2"], "65"),
 }
 
