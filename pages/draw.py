@@ -125,8 +125,7 @@ def chosen_score(entry, model, digit: np.ndarray) -> tuple[str, float, np.ndarra
     """The visitor's choice of verdict score (default: the measured best), the digit's score under it, and the
     training digits' scores the threshold and percentile are read from."""
     options = verdict_scores(model)
-    ood, one_class = benchmark.read_results("ood"), benchmark.read_results("one-class")
-    lines = {s: benchmark.strength_line(s, ood and ood["results"], one_class and one_class["results"]) for s in options}
+    lines = benchmark.strength_lines(options)
     name = state.offered(st.selectbox("Verdict score", options, key=state.kept(SCORE_KEY, options[0], options),
                                       format_func=lambda s: f"{s} — {lines[s]}",
                                       help="What the verdict is read from. Measured on the Detection benchmark page: "

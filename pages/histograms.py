@@ -109,8 +109,7 @@ try:
     data = caches.data()
     model, _ = caches.model_for(entry)
     options = verdict_scores(model)
-    ood, one_class = benchmark.read_results("ood"), benchmark.read_results("one-class")
-    lines = {s: benchmark.strength_line(s, ood and ood["results"], one_class and one_class["results"]) for s in options}
+    lines = benchmark.strength_lines(options)
     score_name = state.offered(st.selectbox("Score", options, key=state.kept(SCORE_KEY, options[0], options),
                                             format_func=lambda s: f"{s} — {lines[s]}",
                                             help="What is counted, and what the Draw page's verdict reads: "

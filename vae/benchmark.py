@@ -277,6 +277,12 @@ def ood_rows(results: dict) -> list[dict]:
     return sorted(rows, key=lambda row: (row["model"], -min(row.get("letter", 0), row.get("shape", 0))))
 
 
+def strength_lines(scores) -> dict[str, str]:
+    """score → its measured strength in one line, from the stored ood and one-class results."""
+    ood, one_class = read_results("ood"), read_results("one-class")
+    return {s: strength_line(s, ood and ood["results"], one_class and one_class["results"]) for s in scores}
+
+
 def strength_line(score: str, ood_results: dict | None, one_class_results: dict | None, model: str = "vae-z64") -> str:
     """One line of what the benchmark measured for a score: non-digits and test digits flagged by `model`
     at the 99th training percentile, and its one-class MNIST mean AUROC; "not measured" where it was not."""
