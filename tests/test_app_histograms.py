@@ -187,6 +187,7 @@ def test_a_fully_connected_model_gets_its_histograms_from_its_own_scores():
 
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
     at.session_state[state.MODEL_KEY] = str(checkpoint_dir() / "fc-ae-z64.pt")
+    at.session_state[state.VERDICT_SCORE_KEY] = "blurred_error"  # the score caches.scores_for holds
     at.switch_page(navigation.page_file("histograms")).run()
     assert_clean(at)
     entry = next(e for e in caches.usable_entries() if e.name == "fc-ae-z64")
