@@ -69,6 +69,31 @@ class Limits:
     working_size: int = 1024  # px, longest side, before the image becomes floats
     # --- what a session keeps ---
     compared_digits: int = 5  # the Draw page's comparison table
+    # --- one browser connection (vae/server/traffic.py, enforced by studio/guard.py) and its address ---
+    # A connection runs the script whenever its browser asks. The script time it uses is taken from a bucket
+    # of `script_burst_s` seconds refilled at `script_share` of a core, and its address's from one of its
+    # own (an IPv6 address counts by its /64); the lower level is its credit. A rerun waits while the credit
+    # is below zero, and while another address's script runs whose credit is higher by over `yield_margin_s`
+    # (whoever used less lately goes first). Ordinary clicking never waits. Behind a NAT a class shares one
+    # address (and its limits below).
+    script_burst_s: float = 4.0
+    script_share: float = 0.3  # of one core
+    address_script_burst_s: float = 8.0
+    address_script_share: float = 0.5
+    yield_margin_s: float = 2.0
+    messages_burst: int = 60  # any message from the browser: a burst, then a steady rate
+    messages_per_s: float = 10.0
+    address_messages_burst: int = 300
+    address_messages_per_s: float = 30.0
+    connections_per_address: int = 30  # open at once (tabs, windows); one more is refused until one closes
+    new_connections_burst: int = 30  # each new connection runs the script once: opened at most this fast
+    new_connections_per_s: float = 0.5
+    # = .streamlit/config.toml server.maxMessageSize: a frame announcing more is refused from its header,
+    # before its payload is read. The largest message the server sends (the Latent page's plots) is ~2 MB.
+    message_mb: int = 16
+    # = .streamlit/config.toml server.maxWidgetStateSize: every widget value of one rerun together. The
+    # canvas's drawing and a selection of 10,000 plotted digits stay well under it.
+    widget_state_mb: int = 2
 
     def markdown(self) -> str:
         """README's Limits table, written from these values (tests/test_limits.py keeps the two equal)."""
@@ -85,6 +110,16 @@ class Limits:
             ("image aspect ratio", f"at most {self.aspect_ratio}:1"),
             ("working size of an image", f"{self.working_size} px, longest side"),
             ("digits compared on the Draw page", f"{self.compared_digits}"),
+            ("script time (credit)", f"a connection {self.script_share:g} of a core after {self.script_burst_s:g} s, "
+                                     f"an address {self.address_script_share:g} after {self.address_script_burst_s:g} s; "
+                                     f"a rerun waits while another address with {self.yield_margin_s:g} s more credit runs"),
+            ("messages from one connection", f"{self.messages_per_s:g} a second after a burst of {self.messages_burst}"),
+            ("messages from one address", f"{self.address_messages_per_s:g} a second after a burst of "
+                                          f"{self.address_messages_burst}"),
+            ("connections from one address", f"{self.connections_per_address} open; new ones "
+                                             f"{self.new_connections_per_s:g} a second after {self.new_connections_burst}"),
+            ("one message from a browser", f"{self.message_mb} MB, refused from its header"),
+            ("widget values of one rerun", f"{self.widget_state_mb} MB"),
         ]
         return "\n".join(["| limit | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
 

@@ -1,0 +1,133 @@
+"""A hostile visitor with a plain websocket client (tests/streamlit_client.py) against a real `streamlit run app.py`
+on 127.0.0.1: floods of reruns, messages a viewer may not send, huge messages and widget values, many connections.
+
+Every client connects from its own loopback address (any 127.x.y.z reaches the server and counts as another
+address), so the limits per address (vae/server/limits.py) apply to it alone. Each test is bounded in time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit_client import StreamlitClient, bytes_accepted_of_a_huge_message
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from vae.server.limits import LIMITS
+
+from streamlit_server import cpu_seconds, rss_mb, running_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def app(mnist_root):
+    """(url, server pid) of one server for this file, warmed by a first visit."""
+    with running_app(log_name="hostile-server.log", mnist_root=mnist_root) as (url, process):
+        with StreamlitClient(url) as client:
+            client.run(180)
+        yield url, process.pid
+
+
+class Flooder(threading.Thread):
+    """Asks for a rerun of the home page `rate` times a second from `source`, reading every reply."""
+
+    def __init__(self, url: str, source: str, rate: float = 20):
+        super().__init__(daemon=True)
+        self.client = StreamlitClient(url, source=source)
+        self.rate, self.halt, self.error = rate, threading.Event(), None
+
+    def run(self):
+        try:
+            due = time.monotonic()
+            while not self.halt.is_set():
+                self.client.send_rerun()
+                due += 1 / self.rate
+                while (left := due - time.monotonic()) > 0:
+                    self.client.receive(min(left, 0.05))
+        except Exception as exc:  # noqa: BLE001 - the test says what happened
+            self.error = exc
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
+        self.client.close()
+
+
+def test_a_flooding_client_gets_its_share_of_script_time_and_another_visitor_still_loads(app):
+    url, pid = app
+    flooder = Flooder(url, "127.0.0.2")
+    flooder.client.run(120)
+    flooder.start()
+    try:
+        time.sleep(LIMITS.script_burst_s + 4)  # past the burst of script time every connection has
+        cpu, start = cpu_seconds(pid), time.monotonic()
+        with StreamlitClient(url, source="127.0.0.3") as visitor:
+            visitor.run(120)  # a first visit meanwhile (bounded; the load test times it against no flood)
+            assert not any(t.startswith(("Error", "Exception")) for t in visitor.texts())
+        time.sleep(max(0.0, 12 - (time.monotonic() - start)))
+        cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - start)
+    finally:
+        flooder.stop()
+    assert flooder.error is None, f"the flooder's connection broke: {flooder.error!r}"  # slowed, not cut off
+    # Without the guard one such client keeps the server at a full core or more (all of it for its script);
+    # with it, its share plus the visitor's run and the server's own work.
+    assert cores < LIMITS.script_share + 0.35, f"the server used {cores:.2f} cores during the flood"
+    assert len(flooder.client.finished_statuses) > 0
+
+
+def test_messages_a_viewer_may_not_send_are_dropped(app):
+    """clear_cache would empty every visitor's cached models and data (and this session's state): dropped."""
+    url, _ = app
+    with StreamlitClient(url, source="127.0.0.4") as client:
+        client.run(120)
+        token = client.query_string
+        assert token and token.startswith("space=")
+        for kind in ("clear_cache", "set_run_on_save", "load_git_info"):
+            msg = BackMsg()
+            setattr(msg, kind, True)  # each is a bool field of the message
+            client.send(msg)
+        client.run(120)
+        assert client.query_string == token, "the session's state was cleared: clear_cache reached Streamlit"
+
+
+def test_a_message_announcing_150_mb_is_refused_from_its_header(app):
+    url, pid = app
+    before = rss_mb(pid)
+    taken = bytes_accepted_of_a_huge_message(url, 150_000_000)
+    assert taken < LIMITS.message_mb * 1_000_000, f"the server read {taken / 1e6:.0f} MB of it"
+    assert rss_mb(pid) - before < 20
+
+
+def test_widget_values_are_bounded_and_ten_sessions_leave_little_behind(app):
+    url, pid = app
+    with StreamlitClient(url, source="127.0.0.5") as client:
+        client.run(120)
+        picker = next(e.selectbox.id for e in client.elements if e.WhichOneof("type") == "selectbox")
+    limit = LIMITS.widget_state_mb * 1_000_000
+    with StreamlitClient(url, source="127.0.0.5") as client, pytest.raises(ConnectionClosed):
+        client.run(60, widgets=[WidgetState(id=picker, string_value="x" * (limit + 1000))])
+    assert client.close_code == 1009  # "message too big"
+    before = rss_mb(pid)
+    for i in range(10):  # ten sessions, each leaving a value just under the limit behind
+        with StreamlitClient(url, source=f"127.0.1.{i}") as client:
+            client.run(60, widgets=[WidgetState(id=picker, string_value="x" * (limit - 100_000))])
+    time.sleep(2)
+    assert rss_mb(pid) - before < 100, f"+{rss_mb(pid) - before:.0f} MB after ten sessions left"
+
+
+def test_an_address_may_hold_only_so_many_connections(app):
+    url, _ = app
+    clients = []
+    try:
+        for _ in range(LIMITS.connections_per_address):
+            clients.append(StreamlitClient(url, source="127.0.0.6"))
+        with pytest.raises(InvalidStatus):  # the handshake is refused: the browser tries again later
+            StreamlitClient(url, source="127.0.0.6")
+        with StreamlitClient(url, source="127.0.0.7") as other:  # another address is not affected
+            other.run(120)
+    finally:
+        for client in clients:
+            client.close()
