@@ -1,6 +1,8 @@
 """vae/server/traffic.py: what one browser connection, and one address, may cost (a clock passed in by hand)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vae.server import limits
@@ -162,3 +164,12 @@ def test_each_connection_from_this_machine_counts_apart():
     opened = [traffic.open("127.0.0.1", 0.0) for _ in range(limits.LIMITS.connections_per_address + 5)]
     assert len({c.address.key for c in opened}) == len(opened)
     assert traffic.open("127.0.0.2", 0.0).address.key == "127.0.0.2"  # the rest of 127/8 counts as usual
+
+
+def test_streamlits_config_holds_the_message_limits():
+    """The websocket's sizes are Streamlit's own settings: .streamlit/config.toml must say what LIMITS says."""
+    import tomllib  # as Streamlit reads it
+
+    server = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["maxMessageSize"] == limits.LIMITS.message_mb
+    assert server["maxWidgetStateSize"] == limits.LIMITS.widget_state_mb

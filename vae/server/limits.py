@@ -89,11 +89,12 @@ class Limits:
     new_connections_burst: int = 30  # each new connection runs the script once: opened at most this fast
     new_connections_per_s: float = 0.5
     # = .streamlit/config.toml server.maxMessageSize: a frame announcing more is refused from its header,
-    # before its payload is read. The largest message the server sends (the Latent page's plots) is ~2 MB.
-    message_mb: int = 16
-    # = .streamlit/config.toml server.maxWidgetStateSize: every widget value of one rerun together. The
-    # canvas's drawing and a selection of 10,000 plotted digits stay well under it.
-    widget_state_mb: int = 2
+    # before its payload is read. It bounds the server's messages too: the largest, the Latent page's hover
+    # view, is 0.53 MB.
+    message_mb: int = 8
+    # = .streamlit/config.toml server.maxWidgetStateSize: every widget value of one rerun together; a bigger
+    # message closes its connection. A box around all 10,000 digits of one Latent plot sends 1.05 MB.
+    widget_state_mb: int = 4
 
     def markdown(self) -> str:
         """README's Limits table, written from these values (tests/test_limits.py keeps the two equal)."""
