@@ -14,6 +14,7 @@ import streamlit as st
 from starlette.middleware import Middleware
 
 from studio.guard import WebsocketGuard
+from vae.server.memory import return_big_blocks_to_the_os
 
 
 def import_what_the_pages_use() -> None:
@@ -31,6 +32,7 @@ def import_what_the_pages_use() -> None:
 
 @asynccontextmanager
 async def load_before_serving(_app):
+    return_big_blocks_to_the_os()  # a burst of uploads or big values leaves no resident memory behind
     await asyncio.to_thread(import_what_the_pages_use)
     yield
 

@@ -27,7 +27,7 @@ class StreamlitClient:
                           open_timeout=open_timeout, compression=None,
                           **({"source_address": (source, 0)} if source else {})).__enter__()  # closed by close()
         self.session_id: str | None = None
-        self.page_script_hash = ""
+        self.page_script_hash = ""  # empty: the page is found by its name (url path), run after run
         self.received = 0  # ForwardMsgs received
         self.finished_runs = 0
         self.elements: list = []  # the delta elements of the latest run(s), as protobufs
@@ -68,7 +68,6 @@ class StreamlitClient:
         kind = msg.WhichOneof("type")
         if kind == "new_session":
             self.session_id = msg.new_session.initialize.session_id
-            self.page_script_hash = msg.new_session.page_script_hash or self.page_script_hash
             self.elements = []
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
             self.elements.append(msg.delta.new_element)

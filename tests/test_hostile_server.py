@@ -6,10 +6,14 @@ address), so the limits per address (vae/server/limits.py) apply to it alone. Ea
 """
 from __future__ import annotations
 
+import base64
+import io
+import json
 import threading
 import time
 
 import pytest
+from PIL import Image
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit_client import StreamlitClient, bytes_accepted_of_a_huge_message
@@ -128,6 +132,64 @@ def test_an_address_may_hold_only_so_many_connections(app):
             StreamlitClient(url, source="127.0.0.6")
         with StreamlitClient(url, source="127.0.0.7") as other:  # another address is not affected
             other.run(120)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def png(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **options)
+    return buffer.getvalue()
+
+
+class RssPeak(threading.Thread):
+    """The server's largest resident memory while it runs, sampled every 20 ms."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.base, self.halt = pid, rss_mb(pid), threading.Event()
+        self.peak = self.base
+
+    def run(self):
+        while not self.halt.is_set():
+            self.peak = max(self.peak, rss_mb(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.halt.set()
+        self.join()
+
+
+@pytest.mark.parametrize("name, image, options, most_mb", [
+    ("a 4 KB 1-bit 5600² PNG with tRNS", Image.new("1", (5600, 5600)), {"transparency": 0}, 50),  # was +286 MB each
+    ("the costliest accepted: 3264x2448 RGBA", Image.new("RGBA", (3264, 2448)), {}, 300),
+])
+def test_five_forged_drawings_at_once_stay_within_300_mb(app, name, image, options, most_mb):
+    """The canvas's pixels arrive as a PNG in its widget value, which a hostile client fills with anything:
+    five clients send one at the same moment (the same decoding as an upload)."""
+    url, pid = app
+    data = "data:image/png;base64," + base64.b64encode(png(image, **options)).decode()
+    forged = json.dumps({"drawing": {"raw": None, "data": data}})
+    clients = [StreamlitClient(url, page="draw", source=f"127.0.2.{i + 10 * (most_mb > 50)}") for i in range(5)]
+    try:
+        for client in clients:
+            client.run(120)
+        canvas = next(e.bidi_component.id for e in clients[0].elements if e.WhichOneof("type") == "bidi_component")
+        assert canvas.endswith("-draw_canvas")
+        runs = [threading.Thread(target=c.run, args=(120,), kwargs={"widgets": [WidgetState(id=canvas, json_value=forged)]})
+                for c in clients]
+        with RssPeak(pid) as memory:
+            for run in runs:
+                run.start()
+            for run in runs:
+                run.join(180)
+        assert memory.peak - memory.base <= most_mb, f"{name}: five at once took +{memory.peak - memory.base:.0f} MB"
+        assert all(c.finished_runs == 2 for c in clients)
     finally:
         for client in clients:
             client.close()

@@ -61,10 +61,12 @@ class Limits:
     name_length: int = 80  # characters of a model's name, without ".pt"
     # --- uploads (vae/server/uploads.py), checked from the header before any pixel is decoded ---
     upload_mb: int = 5  # = .streamlit/config.toml server.maxUploadSize: a digit image needs far less
-    # A JPEG decodes at 1/2, 1/4 or 1/8 scale (Image.draft), so a large one costs little; a PNG decodes in
-    # full, 4 bytes a pixel, and resizing RGBA copies it once more, so it gets the smaller budget.
+    # A JPEG decodes at 1/2, 1/4 or 1/8 scale (Image.draft), so a large one costs little. A PNG (and a
+    # progressive or CMYK JPEG) decodes in full: every copy the decode holds at once at full size counts
+    # (uploads.decoded_bytes_per_pixel: 1 byte a pixel for gray, 8 for RGBA, which resizing copies once).
     upload_pixels: int = 40_000_000  # JPEG
-    full_decode_bytes: int = 32_000_000  # PNG (and progressive or CMYK JPEG): e.g. 3,264×2,448 RGBA
+    full_decode_bytes: int = 64_000_000  # e.g. 3,264×2,448 RGBA, or 5,656² gray; one upload peaks under 100 MB
+    decodes_at_once: int = 2  # on the whole server: five bombs at once cost two decodes' memory
     aspect_ratio: int = 20  # a tall "1" is about 1:4; a 39,000,000×1 strip is no digit
     working_size: int = 1024  # px, longest side, before the image becomes floats
     # --- what a session keeps ---
@@ -106,7 +108,9 @@ class Limits:
             ("saved models per visitor", f"{self.models_per_visitor}"),
             ("visitors' models on the server", f"{self.visitor_models_on_server}"),
             ("upload size", f"{self.upload_mb} MB"),
-            ("PNG decoded size", f"{self.full_decode_bytes / 1e6:g} MB ({self.full_decode_bytes // 4:,} RGBA pixels)"),
+            ("PNG decoded size", f"{self.full_decode_bytes / 1e6:g} MB at full size, every copy counted "
+                                 f"({self.full_decode_bytes // 8:,} RGBA pixels, {self.full_decode_bytes:,} gray)"),
+            ("images decoded at once", f"{self.decodes_at_once} on the whole server"),
             ("JPEG size", f"{self.upload_pixels / 1e6:g} megapixels (decoded at a reduced scale)"),
             ("image aspect ratio", f"at most {self.aspect_ratio}:1"),
             ("working size of an image", f"{self.working_size} px, longest side"),
