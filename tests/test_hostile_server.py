@@ -193,3 +193,37 @@ def test_five_forged_drawings_at_once_stay_within_300_mb(app, name, image, optio
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_checkpoint_with_metadata_5000_deep_or_300_kb_breaks_no_page(app):
+    """A 5,000-deep list in a checkpoint's metadata made every page fail for every visitor; a 60 MB field
+    slowed every rerun. Both are listed as broken, with the reason, and every page goes on working."""
+    import sys
+
+    import torch
+
+    from vae.checkpoint import checkpoint_dir, read_checkpoint
+
+    url, _ = app
+    payload = read_checkpoint(checkpoint_dir() / "vae-z2.pt")
+    files = {"zz-deep-metadata.pt": {"notes": [[]]}, "zz-big-metadata.pt": {"notes": "x" * 300_000}}
+    for _ in range(5000):
+        files["zz-deep-metadata.pt"]["notes"] = [files["zz-deep-metadata.pt"]["notes"]]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(30_000)  # torch.save pickles recursively
+    try:
+        for name, metadata in files.items():
+            torch.save({**payload, "metadata": metadata}, checkpoint_dir() / name)
+    finally:
+        sys.setrecursionlimit(limit)
+    try:
+        for page in ("", "draw", "latent", "histograms"):
+            with StreamlitClient(url, page=page, source="127.0.0.8") as client:
+                client.run(180)
+                texts = client.texts()
+                assert not [t for t in texts if "Error" in t.split(":")[0]], texts
+                for name in files:
+                    assert any(name in t and "cannot be used" in t for t in texts), (page, name)
+    finally:
+        for name in files:
+            (checkpoint_dir() / name).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,6 +11,7 @@ from studio import navigation
 from vae.checkpoint import checkpoint_dir, default_checkpoint_path, save_checkpoint
 from vae.model import ConvAE, ConvVAE
 from vae.server import registry
+from vae.server.limits import LIMITS
 
 
 @pytest.fixture
@@ -127,6 +129,20 @@ def test_tokens_are_random_and_only_their_hash_is_stored():
             registry.owner_key(bad)
 
 
+def nested(depth: int) -> list:
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_metadata_is_measured_without_recursion_and_within_its_limits():
+    assert registry.metadata_problem({"history": [{"epoch": e, "total": 1.0} for e in range(1000)]}) is None
+    assert "nested" in registry.metadata_problem({"a": nested(200_000)})  # far past Python's recursion limit
+    assert registry.metadata_problem({"a": nested(LIMITS.metadata_depth - 1)}) is None
+    assert "nested" in registry.metadata_problem({"a": nested(LIMITS.metadata_depth)})
+
+
 def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reason(tmp_path):
     import torch
 
@@ -152,9 +168,22 @@ def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reas
         "spot-level-text": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"spot_level": "0.5"}},
                             "spot_level"),
         "metadata-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": [1, 2]}, "metadata"),
+        "deep-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"notes": nested(5000)}},
+                      "nested more than"),
+        "deep-digits": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"digits": nested(5000)}},
+                        "digits"),
+        "big-field": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"notes": "x" * 300_000}},
+                      "larger than"),
+        "many-items": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"h": [0.5] * 40_000}},
+                       "larger than"),
     }
-    for name, (payload, _) in payloads.items():
-        torch.save({"format": FORMAT, "beta": 1.0, **payload}, tmp_path / f"{name}.pt")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(30_000)  # torch.save pickles recursively: a hostile writer raises the limit too
+    try:
+        for name, (payload, _) in payloads.items():
+            torch.save({"format": FORMAT, "beta": 1.0, **payload}, tmp_path / f"{name}.pt")
+    finally:
+        sys.setrecursionlimit(limit)
     entries = {e.path.stem: e for e in registry.scan(tmp_path)}
     for name, (_, words) in payloads.items():
         entry = entries[name]

@@ -9,6 +9,7 @@ import math
 import os
 import pickle
 import re
+import reprlib
 import tempfile
 import time
 import warnings
@@ -150,8 +151,8 @@ def _finite_number(value) -> bool:
 # Metadata keys the app reads, and what each must be. Anything else is kept as it is.
 _METADATA_RULES = {
     "digits": ("a list of distinct digits 0-9, or null",
-               lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 10 and len(set(v)) == len(v)
-                                       and all(type(d) is int and 0 <= d <= 9 for d in v))),
+               lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 10
+                                       and all(type(d) is int and 0 <= d <= 9 for d in v) and len(set(v)) == len(v))),
     "epochs": ("a whole number of epochs", lambda v: type(v) is int and 0 <= v <= 100_000),
     "train_images": ("a whole number of images", lambda v: type(v) is int and 0 <= v <= 10_000_000),
     "data_source": ("a short text", lambda v: isinstance(v, str) and len(v) <= 100),
@@ -170,7 +171,8 @@ def validate_metadata(metadata, name: str = "checkpoint") -> dict:
         raise CheckpointError(f"{name} has metadata of the wrong type ({type(metadata).__name__}, not a dict)")
     for key, (expected, ok) in _METADATA_RULES.items():
         if key in metadata and not ok(metadata[key]):
-            raise CheckpointError(f"{name} has bad metadata: {key} must be {expected}, got {metadata[key]!r:.60}")
+            # reprlib: a short repr whatever the value holds (a plain repr of a list 5,000 deep never returns)
+            raise CheckpointError(f"{name} has bad metadata: {key} must be {expected}, got {reprlib.repr(metadata[key])}")
     return dict(metadata)
 
 

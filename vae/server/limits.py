@@ -59,6 +59,11 @@ class Limits:
     models_per_visitor: int = 10  # a visitor deletes one before training an eleventh
     visitor_models_on_server: int = 200  # tokens are free, so the per-visitor cap alone is not a limit
     name_length: int = 80  # characters of a model's name, without ".pt"
+    # Checkpoint metadata is checked before anything lists or renders it (registry.metadata_problem): nesting
+    # deeper (a list 5,000 deep broke every page) or bigger (a 60 MB field slowed every rerun) is listed as
+    # broken. The app writes 3 levels; the per-epoch history is ~200 bytes an epoch (1,000 epochs: 200 KB).
+    metadata_depth: int = 8
+    metadata_kb: int = 256  # its size as JSON, about
     # --- uploads (vae/server/uploads.py), checked from the header before any pixel is decoded ---
     upload_mb: int = 5  # = .streamlit/config.toml server.maxUploadSize: a digit image needs far less
     # A JPEG decodes at 1/2, 1/4 or 1/8 scale (Image.draft), so a large one costs little. A PNG (and a
@@ -107,6 +112,7 @@ class Limits:
             ("one job's time", f"{self.max_job_s / 60:g} minutes, then it is stopped"),
             ("saved models per visitor", f"{self.models_per_visitor}"),
             ("visitors' models on the server", f"{self.visitor_models_on_server}"),
+            ("a checkpoint's metadata", f"{self.metadata_depth} levels deep, {self.metadata_kb} KB as JSON"),
             ("upload size", f"{self.upload_mb} MB"),
             ("PNG decoded size", f"{self.full_decode_bytes / 1e6:g} MB at full size, every copy counted "
                                  f"({self.full_decode_bytes // 8:,} RGBA pixels, {self.full_decode_bytes:,} gray)"),

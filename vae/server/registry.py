@@ -28,6 +28,7 @@ from ..checkpoint import (
     clean_stale_temp_files,
     load_checkpoint,
 )
+from . import limits
 from .limits import LIMITS
 
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{LIMITS.name_length - 1}}}$")
@@ -134,10 +135,33 @@ def entry_for(path: str | os.PathLike) -> CheckpointEntry:
     return _describe_version(path, stat.st_mtime, stat.st_mtime_ns, stat.st_size)
 
 
+def metadata_problem(metadata) -> str | None:
+    """Why the metadata may not be listed or rendered (nested too deep, too big), or None. It is walked
+    without recursion, and the walk stops at the first limit, so a hostile file costs little to check."""
+    most_depth, most_bytes = limits.LIMITS.metadata_depth, limits.LIMITS.metadata_kb * 1024
+    size, todo = 0, [(metadata, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth > most_depth:
+                return f"its metadata is nested more than {most_depth} levels deep"
+            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            for key, item in items:
+                size += 2 + (len(key) if isinstance(key, str) else 0)
+                todo.append((item, depth + 1))
+        else:
+            size += len(value) if isinstance(value, str) else 8
+        if size > most_bytes:
+            return f"its metadata is larger than {limits.LIMITS.metadata_kb} KB"
+    return None
+
+
 @functools.lru_cache(maxsize=2048)
 def _describe_version(path: Path, mtime: float, mtime_ns: int, size: int) -> CheckpointEntry:
     try:
         _, metadata = load_checkpoint(path)
+        if problem := metadata_problem(metadata):
+            return CheckpointEntry(path, mtime, None, f"{path.name} cannot be listed: {problem}")
         return CheckpointEntry(path, mtime, metadata, None)
     except CheckpointError as exc:
         return CheckpointEntry(path, mtime, None, str(exc))
