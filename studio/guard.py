@@ -12,7 +12,8 @@ the connection and Streamlit and, with the bookkeeping of vae/server/traffic.py:
   waits, standing for those before it (their button presses kept) — and other messages while the message
   buckets allow, the rest dropped. Nothing piles up: one waiting rerun per connection at most;
 - drops the messages a viewer has no business sending: `clear_cache` (it empties every visitor's cached
-  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones;
+  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; and NaN or infinite
+  widget values, which no widget sends;
 - watches the server's replies for `script_finished`, to know how long each run took.
 
 Sizes are Streamlit's own settings (.streamlit/config.toml): uvicorn refuses a frame whose header announces
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -52,6 +54,19 @@ def finished_status(data: bytes):
     except Exception:  # noqa: BLE001
         return None
     return msg.script_finished if msg.WhichOneof("type") == "script_finished" else None
+
+
+def drop_non_finite(msg: BackMsg) -> int:
+    """Remove the widget values that are NaN or infinite (no widget sends one; a forged one made Streamlit's
+    own number_input raise before the app ran, a 40-line traceback in the log each time). The widget keeps
+    the value it had. How many were removed."""
+    widgets = msg.rerun_script.widget_states.widgets
+    bad = [w for w in widgets if (w.WhichOneof("value") == "double_value" and not math.isfinite(w.double_value))
+           or (w.WhichOneof("value") == "double_array_value"
+               and not all(math.isfinite(v) for v in w.double_array_value.data))]
+    for widget in bad:
+        widgets.remove(widget)
+    return len(bad)
 
 
 def merge_reruns(older: BackMsg, newer: BackMsg) -> BackMsg:
@@ -149,6 +164,8 @@ class _Inbox:
             if kind in DROPPED:
                 self._drop(kind)
             elif kind == "rerun_script":
+                if drop_non_finite(msg):
+                    self._drop("non-finite widget value")
                 self.rerun = msg if self.rerun is None else merge_reruns(self.rerun, msg)
             elif self.connection.message_wait_s(self.loop.time()) == 0:
                 self.connection.message_passed(self.loop.time())

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from vae.server.limits import LIMITS
 
-from streamlit_server import cpu_seconds, rss_mb, running_app
+from streamlit_server import ARTIFACTS, cpu_seconds, rss_mb, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -227,3 +227,57 @@ def test_a_checkpoint_with_metadata_5000_deep_or_300_kb_breaks_no_page(app):
     finally:
         for name in files:
             (checkpoint_dir() / name).unlink(missing_ok=True)
+
+
+def widget_ids(client: StreamlitClient) -> dict[str, str]:
+    """Widget key (or a button's label) → its id, from the elements of the client's latest runs."""
+    ids = {}
+    for element in client.elements:
+        widget_id = getattr(getattr(element, element.WhichOneof("type")), "id", "")
+        if widget_id:
+            ids[widget_id.rsplit("-", 1)[-1]] = widget_id
+    return ids
+
+
+def test_forged_nan_and_infinite_form_values_are_dropped_without_a_traceback(app):
+    url, _ = app
+    log = ARTIFACTS / "hostile-server.log"
+    before = log.read_text().count("Traceback")
+    for field, value in (("retrain_latent", float("nan")), ("retrain_size", float("-inf")),
+                         ("retrain_beta", float("inf"))):
+        with StreamlitClient(url, source="127.0.0.9") as client:
+            client.run(120)
+            ids = widget_ids(client)
+            client.elements = []
+            client.run(120, widgets=[WidgetState(id=ids[field], double_value=value),
+                                     WidgetState(id=ids["Train in the background"], trigger_value=True)])
+            assert not [e for e in client.elements if e.WhichOneof("type") == "exception"], field
+            jobs_started = [t for t in client.texts() if "Training runs in the background" in t]
+            if jobs_started:  # the form's other values were the defaults: a real job, not wanted here
+                cancel = widget_ids(client).get(next(k for k in widget_ids(client) if k.startswith("retrain_cancel_")))
+                client.run(60, widgets=[WidgetState(id=cancel, trigger_value=True)])
+    assert log.read_text().count("Traceback") == before
+
+
+def test_a_forged_rename_with_a_newline_is_refused_and_creates_nothing(app):
+    """`$` matched before a trailing newline: "evil\\n.pt" passed the name check."""
+    from vae.checkpoint import checkpoint_dir, save_checkpoint
+    from vae.model import ConvVAE
+    from vae.server import registry
+
+    url, _ = app
+    token = "hostile-rename-" + "a" * 10
+    mine = checkpoint_dir() / "hostile-rename-mine.pt"
+    save_checkpoint(ConvVAE(2), mine, {"owner": registry.owner_key(token)})
+    try:
+        with StreamlitClient(url, query=f"space={token}", source="127.0.0.10") as client:
+            client.run(120)
+            ids = widget_ids(client)
+            client.elements = []
+            client.run(120, widgets=[WidgetState(id=ids["retrain_models_pick"], string_value=mine.name),
+                                     WidgetState(id=ids["retrain_models_new_name"], string_value="evil\n.pt"),
+                                     WidgetState(id=ids["Rename"], trigger_value=True)])
+            assert any("Could not rename" in t and "letters, digits" in t for t in client.texts()), client.texts()
+        assert mine.exists() and not [p for p in checkpoint_dir().iterdir() if "\n" in p.name]
+    finally:
+        mine.unlink(missing_ok=True)
