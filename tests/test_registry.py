@@ -242,3 +242,62 @@ def test_a_checkpoint_with_bad_metadata_breaks_no_page(app_environment):
         assert str(bad) not in at.sidebar.selectbox[0].options
     finally:
         bad.unlink()
+
+
+def test_two_tabs_racing_rename_and_delete_always_report_what_happened(owned_folder):
+    """Before, 4 rounds in 300 misreported: a rename "failed" that happened, a delete "succeeded" on a model that
+    survived renamed. Each round: one tab renames mine.pt while another deletes it; exactly one wins, and the
+    other says the model is gone."""
+    import threading
+
+    original = (owned_folder / "mine.pt").read_bytes()
+    for round_ in range(300):
+        (owned_folder / "mine.pt").write_bytes(original)
+        outcome = {}
+        start = threading.Barrier(2)
+
+        def act(action, start=start, round_=round_, outcome=outcome):
+            start.wait()
+            try:
+                if action == "rename":
+                    registry.rename("mine.pt", f"renamed-{round_}", MINE, owned_folder)
+                else:
+                    registry.delete("mine.pt", MINE, owned_folder)
+                outcome[action] = "done"
+            except registry.Gone as exc:
+                outcome[action] = str(exc)
+
+        threads = [threading.Thread(target=act, args=(a,)) for a in ("rename", "delete")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        renamed = owned_folder / f"renamed-{round_}.pt"
+        assert sorted(outcome.values()).count("done") == 1, outcome
+        assert not (owned_folder / "mine.pt").exists()
+        if outcome["rename"] == "done":
+            assert renamed.exists() and "no longer there" in outcome["delete"]
+            renamed.unlink()
+        else:
+            assert not renamed.exists() and "no longer there" in outcome["rename"]
+
+
+def test_what_a_visitor_reads_when_a_change_fails_holds_no_errno_or_path():
+    assert registry.for_visitors(registry.Gone("x.pt is no longer there")) == "x.pt is no longer there"
+    failure = PermissionError(13, "Permission denied", "/srv/secret/checkpoints/x.pt")
+    assert registry.for_visitors(failure) == "the server could not change the file (permission denied); nothing was changed"
+
+
+def test_the_sidebars_listing_sees_a_replaced_one_class_model(tmp_path):
+    """A replaced file inside one-class/ was served from the old listing, then raised CheckpointError."""
+    import shutil
+
+    from studio import caches
+
+    store = tmp_path / "store"
+    (store / "one-class").mkdir(parents=True)
+    shutil.copy(checkpoint_dir() / "one-class" / "vae-z64-d3.pt", store / "one-class" / "vae-z64-d3.pt")
+    assert [e.ok for e in caches.checkpoint_entries(store)] == [True]
+    (store / "one-class" / "vae-z64-d3.pt").write_bytes(b"not a checkpoint any more")
+    [entry] = caches.checkpoint_entries(store)
+    assert not entry.ok and "vae-z64-d3.pt" in entry.error

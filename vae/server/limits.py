@@ -48,7 +48,15 @@ class Limits:
     # --- training jobs (vae/server/jobs.py) ---
     # One job per core: a job trains on one thread at full speed, and more jobs than cores only slow them all.
     job_slots: int = field(default_factory=available_cores)
-    jobs_per_visitor: int = 1
+    jobs_per_visitor: int = 1  # running or waiting, per token (a URL's space)
+    # Tokens are free (a new URL), addresses are not: per client address (traffic.address_key), at most this
+    # many jobs running or waiting, and one running; jobs wait in one queue, first come first served among
+    # the addresses with nothing running. So one person cannot hold every slot by minting tokens.
+    jobs_per_address: int = 2
+    running_jobs_per_address: int = 1
+    waiting_jobs: int = 20  # on the whole server
+    job_nice: int = 19  # jobs run at the lowest CPU priority: pages first (os.nice, in the job's process)
+    progress_refresh_s: float = 5.0  # an open tab redraws its job's progress this often (~0.02 core a tab)
     # epochs × images per job. The slowest settings the form allows (batch 16, latent 256) train ~1,200
     # images/s on one thread of a 2-core machine (scripts/bench_jobs.py): the largest job takes ~8 minutes.
     max_image_epochs: int = 600_000
@@ -57,7 +65,14 @@ class Limits:
     lr_choices: tuple = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1.0)
     # --- saved models (vae/server/registry.py) ---
     models_per_visitor: int = 10  # a visitor deletes one before training an eleventh
-    visitor_models_on_server: int = 200  # tokens are free, so the per-visitor cap alone is not a limit
+    # Tokens are free, so these count too. When one is reached, a new job first makes room: the visitors'
+    # models of that address (resp. of anyone) that no page has used for `model_idle_s` expire, the longest
+    # unused first (registry.expire_unused: a page's use is written down in checkpoints/.last-used.json).
+    # Only if none is that old is the job refused.
+    models_per_address: int = 30
+    visitor_models_on_server: int = 200
+    model_idle_s: float = 3600.0
+    note_use_s: float = 60.0  # a model's use is written down at most this often
     name_length: int = 80  # characters of a model's name, without ".pt"
     # Checkpoint metadata is checked before anything lists or renders it (registry.metadata_problem): nesting
     # deeper (a list 5,000 deep broke every page) or bigger (a 60 MB field slowed every rerun) is listed as
@@ -107,11 +122,17 @@ class Limits:
         """README's Limits table, written from these values (tests/test_limits.py keeps the two equal)."""
         rows = [
             ("trainings at once on the server", f"{self.job_slots} (one per core of the machine it runs on)"),
-            ("trainings at once per visitor", f"{self.jobs_per_visitor}"),
+            ("trainings per visitor", f"{self.jobs_per_visitor} running or waiting"),
+            ("trainings per address", f"{self.jobs_per_address} running or waiting, {self.running_jobs_per_address} running; "
+                                      f"{self.waiting_jobs} waiting on the server, first come first served"),
+            ("a training's CPU priority", f"nice {self.job_nice} (the pages come first)"),
+            ("progress refresh of an open tab", f"every {self.progress_refresh_s:g} s"),
             ("one job's size", f"{self.max_image_epochs:,} image-epochs (epochs × training images)"),
             ("one job's time", f"{self.max_job_s / 60:g} minutes, then it is stopped"),
             ("saved models per visitor", f"{self.models_per_visitor}"),
-            ("visitors' models on the server", f"{self.visitor_models_on_server}"),
+            ("saved models per address", f"{self.models_per_address}"),
+            ("visitors' models on the server", f"{self.visitor_models_on_server}; at either cap, models unused for "
+                                               f"{self.model_idle_s / 3600:g} h expire, the longest unused first"),
             ("a checkpoint's metadata", f"{self.metadata_depth} levels deep, {self.metadata_kb} KB as JSON"),
             ("upload size", f"{self.upload_mb} MB"),
             ("PNG decoded size", f"{self.full_decode_bytes / 1e6:g} MB at full size, every copy counted "
