@@ -342,6 +342,7 @@ def jobs_test(url: str, pid: int, visits: int, window_s: float) -> dict:
         result["no jobs"] = {"server_cores": server_cores(pid, window_s),
                              "first_visits_s": [visit(browser, url)[1] for _ in range(visits)]}
         tabs = [start_job_in_a_tab(browser, url) for _ in range(2)]
+        time.sleep(10)  # the tabs' own runs after pressing Train are over; only their progress refreshes go on
         jobs = job_processes(pid)
         result["jobs"] = {"processes": len(jobs), "nice": [nice_of(j) for j in jobs]}
         result["two jobs, owners' tabs open"] = {"server_cores": server_cores(pid, window_s),

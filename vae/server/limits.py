@@ -56,7 +56,7 @@ class Limits:
     running_jobs_per_address: int = 1
     waiting_jobs: int = 20  # on the whole server
     job_nice: int = 19  # jobs run at the lowest CPU priority: pages first (os.nice, in the job's process)
-    progress_refresh_s: float = 5.0  # an open tab redraws its job's progress this often (~0.02 core a tab)
+    progress_refresh_s: float = 5.0  # an open tab redraws its job's progress this often (0.003 core a tab)
     # epochs × images per job. The slowest settings the form allows (batch 16, latent 256) train ~1,200
     # images/s on one thread of a 2-core machine (scripts/bench_jobs.py): the largest job takes ~8 minutes.
     max_image_epochs: int = 600_000
