@@ -102,7 +102,7 @@ class StreamlitClient:
             self.receive(min(left, 0.2))
 
     def texts(self) -> list[str]:
-        """The markdown, alert and exception texts of the elements received since the session began."""
+        """The markdown, alert, progress and exception texts of the elements of the latest run."""
         out = []
         for element in self.elements:
             kind = element.WhichOneof("type")
@@ -110,6 +110,8 @@ class StreamlitClient:
                 out.append(element.markdown.body)
             elif kind == "alert":
                 out.append(element.alert.body)
+            elif kind == "progress":
+                out.append(element.progress.text)
             elif kind == "exception":
                 out.append(f"{element.exception.type}: {element.exception.message}")
         return out

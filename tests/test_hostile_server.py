@@ -281,3 +281,32 @@ def test_a_forged_rename_with_a_newline_is_refused_and_creates_nothing(app):
         assert mine.exists() and not [p for p in checkpoint_dir().iterdir() if "\n" in p.name]
     finally:
         mine.unlink(missing_ok=True)
+
+
+def test_minted_tokens_from_one_address_cannot_take_every_training_slot(app):
+    """Three spaces (three URLs, free to make) from one address: the first trains, the second waits in line
+    although a slot is free, the third is refused. Another address still gets the free slot."""
+    url, _ = app
+    clients = [StreamlitClient(url, query=f"space=minted-token-{i}-xxxxxxxx", source="127.0.0.11") for i in range(3)]
+    clients.append(StreamlitClient(url, query="space=other-address-token-xx", source="127.0.0.12"))
+    try:
+        texts = []
+        for client in clients:
+            client.run(120)
+            submit = widget_ids(client)["Train in the background"]
+            client.elements = []
+            client.run(120, widgets=[WidgetState(id=submit, trigger_value=True)])
+            texts.append(" | ".join(client.texts()))
+        first, second, third, other = texts
+        assert "Starting" in first or "Epoch" in first, first
+        assert "Waiting for a free training slot" in second, second
+        assert "from your network address are already running or waiting" in third, third
+        assert "Starting" in other or "Epoch" in other, other  # the second slot went to another address
+    finally:
+        for client in clients:  # cancel what they started: training takes the machine's cores
+            try:
+                cancel = next((i for k, i in widget_ids(client).items() if k.startswith("retrain_cancel_")), None)
+                if cancel:
+                    client.run(60, widgets=[WidgetState(id=cancel, trigger_value=True)])
+            finally:
+                client.close()
