@@ -1,6 +1,9 @@
-"""Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment.
+"""Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment; or one flooding
+client (--flood); or two big trainings watched from open tabs (--jobs).
 
     python scripts/load_test.py --sessions 5 [--port P] [--repo PATH] [--json out.json]
+    python scripts/load_test.py --flood 20 [--visits 3] [--warmup 30] [--repo PATH]
+    python scripts/load_test.py --jobs [--visits 3] [--window 30] [--repo PATH]
 
 Starts its own server (cwd = --repo, MNIST_ROOT passed through, default <repo>/../shared/data), then one
 headless chromium with N contexts. Each session opens /draw, picks Input → "Test digit", a synthetic flaw,
@@ -23,6 +26,8 @@ from pathlib import Path
 from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from streamlit_client import StreamlitClient  # noqa: E402
+
 from streamlit_server import (  # noqa: E402
     ARTIFACTS,
     CHROMIUM_ARGS,
@@ -31,6 +36,7 @@ from streamlit_server import (  # noqa: E402
     QUIET_S,
     ROOT,
     chromium_path,
+    cpu_seconds,
     running_app,
 )
 
@@ -204,14 +210,180 @@ def report(sessions: list[Session], peak_kb: int) -> dict:
     return {"summary": summary, "per_session": [dict(asdict(s), exceptions=s.exceptions) for s in sessions]}
 
 
+# --- flood mode -------------------------------------------------------------------------------------------
+
+FLOOD_SOURCE = "127.0.0.2"  # the flooding client's address: any 127.x reaches the server, and counts apart
+
+
+class Flooder(threading.Thread):
+    """A plain websocket client asking for a rerun of `page` `rate` times a second, reading every reply."""
+
+    def __init__(self, url: str, rate: float, page: str = ""):
+        super().__init__(daemon=True)
+        self.url, self.rate, self.page = url, rate, page
+        self.sent = self.finished = 0
+        self.failure: str | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            client = StreamlitClient(self.url, page=self.page, source=FLOOD_SOURCE)
+            client.run(STEP_TIMEOUT_S)
+            due = time.monotonic()
+            while not self._halt.is_set():
+                client.send_rerun()
+                self.sent += 1
+                due += 1 / self.rate
+                while (left := due - time.monotonic()) > 0:
+                    client.receive(min(left, 0.05))
+                self.finished = len(client.finished_statuses)
+            client.close()
+        except Exception as exc:  # noqa: BLE001 - reported with the results
+            self.failure = f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+
+def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, page: str) -> dict:
+    """Another visitor's first visit (a fresh browser context opening /, until idle) with no flood, in the flood's
+    first seconds, and once it has gone on for `warmup_s`; medians, and the server's CPU meanwhile."""
+    from first_visit import visit  # scripts/first_visit.py: the same measure as the README's first visits
+    from playwright.sync_api import sync_playwright
+
+    times: dict[str, list[float]] = {"no flood": [], "flood's first seconds": [], "flood going on": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        visit(browser, url)  # the server's own first visit: caches filled, as for any later visitor
+        for _ in range(visits):
+            times["no flood"].append(visit(browser, url)[1])
+        flooder = Flooder(url, rate, page)
+        cpu_before, started = cpu_seconds(pid), time.monotonic()
+        flooder.start()
+        times["flood's first seconds"].append(visit(browser, url)[1])
+        while time.monotonic() - started < warmup_s:
+            time.sleep(0.5)
+        cpu_warm, warm_at = cpu_seconds(pid), time.monotonic()
+        for _ in range(visits):
+            times["flood going on"].append(visit(browser, url)[1])
+        cpu_end, ended = cpu_seconds(pid), time.monotonic()
+        flooder.stop()
+        browser.close()
+    base = statistics.median(times["no flood"])
+    summary = {name: {"median_s": round(statistics.median(t), 2), "all_s": [round(x, 2) for x in t],
+                      "ratio": round(statistics.median(t) / base, 2)} for name, t in times.items()}
+    summary["flooder"] = {"rate": rate, "page": page or "home", "sent": flooder.sent, "runs_ended": flooder.finished,
+                          "failure": flooder.failure}
+    summary["server_cpu_cores"] = {"first_seconds": round((cpu_warm - cpu_before) / (warm_at - started), 2),
+                                   "going_on": round((cpu_end - cpu_warm) / (ended - warm_at), 2)}
+    for name, t in times.items():
+        print(f"{name:>22}: first visit idle after {summary[name]['median_s']:.1f} s (median of {len(t)}: "
+              f"{', '.join(f'{x:.1f}' for x in t)}) = {summary[name]['ratio']:.2f}× no flood")
+    print(f"flooder at {rate:g} msgs/s on {page or 'home'}: {flooder.sent} sent, {flooder.finished} runs ended"
+          f"{'; ' + flooder.failure if flooder.failure else ''}; server CPU {summary['server_cpu_cores']['first_seconds']}"
+          f" cores in its first {warmup_s:g} s, {summary['server_cpu_cores']['going_on']} after")
+    return summary
+
+
+# --- two big jobs watched from open tabs ----------------------------------------------------------------
+
+BIG_JOB = (("Latent size", "256"), ("Batch size", "16"), ("Epochs", "10"))  # the slowest the form allows
+
+
+def start_job_in_a_tab(browser, url: str):
+    """A visitor of their own opens the app and starts the biggest job the form allows; (context, page)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    wait_for_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Retrain a model").click()
+    for label, value in BIG_JOB:
+        field = sidebar.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    sidebar.get_by_role("button", name="Train in the background").click()
+    sidebar.get_by_text("Cancel", exact=True).first.wait_for(timeout=STEP_TIMEOUT_S * 1000)
+    return context, page
+
+
+def wait_for_idle(page) -> None:
+    from streamlit_server import wait_until_idle as wait_sync
+
+    wait_sync(page, STEP_TIMEOUT_S)
+
+
+def job_processes(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def server_cores(pid: int, seconds: float) -> float:
+    """The server process's own CPU use (its jobs not counted) over `seconds`, in cores."""
+    before, start = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / (time.monotonic() - start)
+
+
+def jobs_test(url: str, pid: int, visits: int, window_s: float) -> dict:
+    """A fresh visitor's first visit, and the server's own CPU, with no job; with two big jobs whose owners'
+    tabs are open (each refreshing its progress); with the same jobs and those tabs closed."""
+    from first_visit import visit
+    from playwright.sync_api import sync_playwright
+
+    result: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        visit(browser, url)  # the server's own first visit: caches filled, as for any later visitor
+        result["no jobs"] = {"server_cores": server_cores(pid, window_s),
+                             "first_visits_s": [visit(browser, url)[1] for _ in range(visits)]}
+        tabs = [start_job_in_a_tab(browser, url) for _ in range(2)]
+        time.sleep(10)  # the tabs' own runs after pressing Train are over; only their progress refreshes go on
+        jobs = job_processes(pid)
+        result["jobs"] = {"processes": len(jobs), "nice": [nice_of(j) for j in jobs]}
+        result["two jobs, owners' tabs open"] = {"server_cores": server_cores(pid, window_s),
+                                                  "first_visits_s": [visit(browser, url)[1] for _ in range(visits)]}
+        for context, _ in tabs:
+            context.close()
+        time.sleep(3)
+        result["two jobs, tabs closed"] = {"server_cores": server_cores(pid, window_s),
+                                           "first_visits_s": [visit(browser, url)[1] for _ in range(visits)]}
+        result["jobs"]["still running"] = len(job_processes(pid))
+        browser.close()
+    open_tabs, closed = result["two jobs, owners' tabs open"], result["two jobs, tabs closed"]
+    result["cores_per_open_tab"] = round((open_tabs["server_cores"] - closed["server_cores"]) / 2, 3)
+    for name in ("no jobs", "two jobs, owners' tabs open", "two jobs, tabs closed"):
+        r = result[name]
+        r["server_cores"] = round(r["server_cores"], 3)
+        r["median_s"] = round(statistics.median(r["first_visits_s"]), 2)
+        print(f"{name:>28}: first visit idle after {r['median_s']:.1f} s (of {len(r['first_visits_s'])}: "
+              f"{', '.join(f'{x:.1f}' for x in r['first_visits_s'])}); server {r['server_cores']:.2f} cores")
+    print(f"jobs: {result['jobs']}; server CPU per open progress tab: {result['cores_per_open_tab']:.3f} cores")
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, required=True, help="simultaneous browser sessions")
+    parser.add_argument("--sessions", type=int, default=None, help="simultaneous browser sessions")
+    parser.add_argument("--flood", type=float, metavar="MSGS_PER_S",
+                        help="flood mode: one client asks for reruns this often; other visitors' first visits timed")
+    parser.add_argument("--flood-page", default="", help="the page the flooder reruns (default: home)")
+    parser.add_argument("--visits", type=int, default=3, help="flood mode: first visits timed in each phase")
+    parser.add_argument("--warmup", type=float, default=30.0, help="flood mode: seconds of flood before timing")
+    parser.add_argument("--jobs", action="store_true",
+                        help="two big trainings whose owners' tabs stay open; other visitors' first visits timed")
+    parser.add_argument("--window", type=float, default=30.0, help="jobs mode: seconds of CPU measured per phase")
     parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
     parser.add_argument("--repo", type=Path, default=ROOT, help="the app's repo root (default: this script's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.sessions < 1:
+    if sum((args.sessions is not None, args.flood is not None, args.jobs)) != 1:
+        parser.error("give one of --sessions N, --flood RATE, --jobs")
+    if args.sessions is not None and args.sessions < 1:
         parser.error("--sessions must be at least 1")
     try:
         chromium_path()
@@ -219,6 +391,22 @@ def main(argv=None) -> int:
         parser.error(str(exc))
 
     repo = args.repo.resolve()
+    if args.jobs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        with running_app(repo, "load-test-jobs-server.log", args.port) as (url, process):
+            print(f"server {url} (repo {repo}); two jobs of {dict(BIG_JOB)} with their tabs open")
+            result = jobs_test(url, process.pid, args.visits, args.window)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
+    if args.flood is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        with running_app(repo, "load-test-flood-server.log", args.port) as (url, process):
+            print(f"server {url} (repo {repo}); flood at {args.flood:g} msgs/s from {FLOOD_SOURCE}")
+            result = flood_test(url, process.pid, args.flood, args.visits, args.warmup, args.flood_page)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
     with running_app(repo, "load-test-server.log", args.port) as (url, process):
         sampler = RssSampler(process.pid)
         sampler.start()

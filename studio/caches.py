@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from vae import calibrate_spot_level, load_checkpoint, load_mnist, precomputed
-from vae.checkpoint import checkpoint_dir
+from vae.checkpoint import ONE_CLASS_FOLDER, SUFFIX, checkpoint_dir
 from vae.correction import fitted_difference
 from vae.data import MnistData, default_data_root, rows_seen_by
 from vae.detector import Detector
@@ -35,7 +35,9 @@ def app_device():
 
 
 def get_model(path: str, mtime: float):
-    """(model, metadata), cached by path and modification time. Raises CheckpointError."""
+    """(model, metadata), cached by path and modification time. Raises CheckpointError. The use is written
+    down (registry.note_use): the visitors' models unused longest are the first to expire."""
+    registry.note_use(path)
     return _load_model(path, mtime, str(app_device()))
 
 
@@ -53,7 +55,9 @@ def checkpoint_entries(folder: Path | None = None) -> list[registry.CheckpointEn
     """Every checkpoint in the folder (checkpoint_dir() unless given); re-read only when a file is added,
     removed or changed."""
     folder = Path(folder or checkpoint_dir())
-    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in Path(folder).glob("*.pt") if p.is_file()))
+    files = [*folder.glob(f"*{SUFFIX}"), *(folder / ONE_CLASS_FOLDER).glob(f"*{SUFFIX}")]  # what scan() lists
+    fingerprint = tuple(sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns, p.stat().st_size)
+                               for p in files if p.is_file()))
     return _scan(str(folder), fingerprint)
 
 

@@ -38,8 +38,10 @@ def retrain_sidebar() -> None:
                     show_outcome(manager, job)
         others = manager.active_count() - sum(job.active for job in mine)
         if others:
+            waiting = manager.waiting_count() - sum(job.state == jobs.QUEUED for job in mine)
             st.caption(f"{others} training{'s' if others != 1 else ''} started in another browser session "
-                       f"{'are' if others != 1 else 'is'} running on this server.")
+                       f"{'are' if others != 1 else 'is'} running or waiting on this server"
+                       + (f" ({waiting} waiting)." if waiting else "."))
         my_models()
 
 
@@ -86,19 +88,21 @@ def retrain_form(manager: jobs.JobManager) -> None:
                                 help="One digit makes a one-class model: every other digit becomes an anomaly.")
         st.caption(f"A shared server: one training per visitor at a time, at most {LIMITS.max_image_epochs:,} "
                    f"image-epochs each (epochs × training images, e.g. 10 epochs of all 60,000), "
-                   f"{LIMITS.models_per_visitor} saved models per visitor.")
+                   f"{LIMITS.models_per_visitor} saved models per visitor. When all {LIMITS.job_slots} training "
+                   f"slots are busy, a job waits its turn.")
         submitted = st.form_submit_button("Train in the background", type="primary", icon=":material/play_arrow:")
     if submitted:
         try:
             spec = jobs.spec_from_form(kind, latent_dim, epochs, batch_size, lr, beta, digits, train_size)
-            manager.start(spec, owner=state.visitor_key())
+            manager.start(spec, owner=state.visitor_key(), address=state.visitor_address())
         except (ValueError, jobs.JobLimitReached) as exc:
             st.error(str(exc))
 
 
-@st.fragment(run_every=1)
+@st.fragment(run_every=LIMITS.progress_refresh_s)
 def live_progress() -> None:
-    """This session's running jobs, redrawn every second without rerunning the page."""
+    """This session's running or waiting jobs, redrawn every few seconds without rerunning the page (once a
+    second, with Streamlit's garbage collection after each run, an open tab cost the server 0.11 core)."""
     manager = jobs.shared_manager()
     mine = manager.jobs(owner=state.visitor_key())
     seen = st.session_state.get(SEEN_KEY, set())
@@ -118,7 +122,7 @@ def show_running_job(manager: jobs.JobManager, job: jobs.JobView) -> None:
         st.plotly_chart(loss_figure(job.curve), key=f"retrain_curve_{job.id}", config={"displayModeBar": False})
     if job.cancel_requested:
         st.caption("Cancelling…")
-    elif job.state in (jobs.STARTING, jobs.RUNNING):
+    elif job.state in (jobs.QUEUED, jobs.STARTING, jobs.RUNNING):
         st.button("Cancel", key=f"retrain_cancel_{job.id}", icon=":material/stop:",
                   on_click=manager.cancel, args=(job.id, job.owner), help="Stops within a second; nothing is saved.")
 
@@ -199,7 +203,7 @@ def rename_picked() -> None:
     try:
         target = registry.rename(name, st.session_state.get(NEW_NAME_KEY, ""), state.visitor_key())
     except (ValueError, OSError) as exc:
-        _say("error", f"Could not rename {name}: {exc}")
+        _say("error", f"Could not rename {name}: {registry.for_visitors(exc)}")
         return
     if state.is_selected(checkpoint_dir() / name):
         state.select_model(target)
@@ -222,7 +226,7 @@ def delete_confirmed() -> None:
     try:
         registry.delete(name, state.visitor_key())
     except OSError as exc:
-        _say("error", f"Could not delete {name}: {exc}")
+        _say("error", f"Could not delete {name}: {registry.for_visitors(exc)}")
         return
     st.session_state.pop(PICK_KEY, None)
     was_selected = state.is_selected(checkpoint_dir() / name)

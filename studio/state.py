@@ -10,6 +10,7 @@ import streamlit as st
 from studio import caches
 from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, threshold
 from vae.server import registry
+from vae.server.traffic import address_key
 
 VERDICT_SCORE_KEY = "verdict_score"  # the score the Draw verdict and the Error histograms read (vae.detector)
 
@@ -71,6 +72,13 @@ def visitor_token() -> str:
 def visitor_key() -> str:
     """The owner key of this visitor's models and jobs (a hash of the token)."""
     return registry.owner_key(visitor_token())
+
+
+def visitor_address() -> str | None:
+    """The address this visitor's connection counts under (traffic.address_key: an IPv6 client by its /64), or
+    None on the server's own machine (Streamlit gives no address for 127.0.0.1 and ::1)."""
+    ip = st.context.ip_address
+    return None if ip is None else address_key(ip)
 
 
 def selected_entry() -> registry.CheckpointEntry | None:

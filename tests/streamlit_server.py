@@ -113,3 +113,17 @@ def wait_until_idle(page, timeout_s: float = 180) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the app kept running for too long")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (not its children) has used, in seconds (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident memory now, in MB (Linux's /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")

@@ -1,6 +1,7 @@
 """The Latent space page in Streamlit's AppTest, with real MNIST and the shipped checkpoints: every latent
 size renders both models' plots, the cluster table holds numbers, picking by number shows that digit,
-and the Draw page's digit appears in the plots. One AppTest session walks through the page."""
+and the Draw page's digit appears in the plots. One AppTest session walks through the page; each test sets
+the view it checks (six relied on the tests before them and failed when run alone, with -k or --lf)."""
 import base64
 import io
 import json
@@ -85,6 +86,10 @@ def test_latent_3_shows_rotatable_3d_plots_with_a_2d_view_to_select_in(page):
 
 
 def test_dragging_a_2d_plot_selects_and_the_toolbar_keeps_off_the_legend(page):
+    # Its own view, not the one the test before left: run alone (-k, --lf) or on a rebuilt page it failed.
+    page.radio(key="latent_size").set_value(3).run()
+    page.radio(key="latent_view_3").set_value("2-D: z₁ vs z₂ (select points)").run()
+    assert_clean(page)
     for chart, figure in zip(page.get("plotly_chart"), figures(page)):
         assert figure["layout"]["dragmode"] == "select"  # Plotly's default drag pans
         assert json.loads(chart.proto.config)["displayModeBar"] == "hover"
@@ -105,11 +110,13 @@ def test_latent_2_shows_plots_scores_and_the_decoded_latent_planes(page):
 
 
 def test_a_view_with_no_alternative_is_named_not_offered_as_a_radio(page):
+    page.radio(key="latent_size").set_value(2).run()
     assert not [r for r in page.radio if r.key == "latent_view_2"]
     assert any("2-D (z₁, z₂)" in m.value for m in page.markdown)
 
 
 def test_sliders_move_a_point_through_a_2d_latent_and_show_its_decoding(page):
+    page.radio(key="latent_size").set_value(2).run()
     page.radio(key="latent_explore_model").set_value("AE").run()
     sliders = [s for s in page.slider if s.key.startswith("latent_slider_ae-z2_")]
     assert len(sliders) == 2
@@ -176,6 +183,7 @@ def test_the_hover_view_hands_the_browser_each_points_own_digit_and_place(page, 
 
 
 def test_the_generative_side_samples_interpolates_and_draws_the_path(page, mnist):
+    page.radio(key="latent_size").set_value(2).run()
     assert any(c == "vae-z2: 16 samples, seed 0" for c in image_captions(page))
     page.button(key="latent_new_samples").click().run()
     assert any(c == "vae-z2: 16 samples, seed 1" for c in image_captions(page))
@@ -193,7 +201,7 @@ def test_the_generative_side_samples_interpolates_and_draws_the_path(page, mnist
 
 def test_the_draw_pages_digit_is_marked_in_both_plots(page, mnist):
     page.session_state[DRAWN_DIGIT_KEY] = mnist.test_images[7, 0].numpy().astype(np.float32) / 255.0
-    page.run()
+    page.radio(key="latent_size").set_value(2).run()
     assert_clean(page)
     for figure in figures(page):
         star = [t for t in figure["data"] if t["name"] == "your digit"]
@@ -211,7 +219,10 @@ def test_latent_64_shows_pca_plots_and_scores(page):
     assert_score_table(page)
 
 
-def test_tsne_view_runs_on_a_subsample(page):
+def test_tsne_view_runs_on_a_subsample(page, mnist):
+    # Its own view and drawn digit: it relied on the tests before it, and failed run alone or on a rebuilt page.
+    page.session_state[DRAWN_DIGIT_KEY] = mnist.test_images[7, 0].numpy().astype(np.float32) / 255.0
+    page.radio(key="latent_size").set_value(64).run()
     page.session_state["latent_tsne_sample"] = 500  # the smallest sample: t-SNE is slow
     page.radio(key="latent_view_64").set_value("t-SNE 2-D on a subsample (slow)").run()
     assert page.select_slider(key="latent_tsne_sample").value == 500

@@ -239,3 +239,39 @@ def test_bad_file_messages_are_distinct(tmp_path, vae_file):
     messages = [_message(tmp_path / n).split(" (")[0].split(" ", 1)[1] for n in ["m.pt", "t.pt", "r.pt", "f.pt", "s.pt", "e.pt"]]
     assert len(set(messages)) == 6, messages
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_write_check_killed_midway_leaves_a_temp_file_the_next_scan_removes(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from vae.checkpoint import check_writable_folder, clean_stale_temp_files
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    probe_names = []
+    real_close = os.close
+
+    def spy_close(fd):  # the probe's name, as check_writable_folder makes it
+        probe_names.extend(p.name for p in tmp_path.iterdir())
+        real_close(fd)
+
+    monkeypatch.setattr(os, "close", spy_close)
+    check_writable_folder(tmp_path)
+    monkeypatch.undo()
+    [probe] = probe_names
+    left = tmp_path / probe.replace(f".{os.getpid()}.", f".{dead}.")  # as if that process had been killed
+    left.write_bytes(b"")
+    assert clean_stale_temp_files(tmp_path) == [left] and not left.exists()
+
+
+def test_a_nearly_full_disk_is_found_before_training(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from vae.training_run import TrainingSpec, run_training
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 3_000_000, 3_000_000))
+    with pytest.raises(OSError, match="3.0 MB free; training needs 32 MB"):
+        run_training(TrainingSpec(kind="vae", latent_dim=2, epochs=1), folder=tmp_path, data=object())

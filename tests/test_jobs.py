@@ -150,8 +150,9 @@ def test_save_without_overwrite_refuses_a_taken_name_and_leaves_no_temp_file(tmp
 def test_two_jobs_at_once_report_progress_and_save_two_distinct_checkpoints(manager):
     first = manager.start(TINY, owner="a" * 32)
     second = manager.start(TINY, owner="b" * 32)  # the same spec: the same name, unless kept apart
-    with pytest.raises(jobs.JobLimitReached, match="already running"):
-        manager.start(TINY)
+    third = manager.start(TINY)  # both slots taken: it waits its turn, and says so
+    assert third.state == jobs.QUEUED and third.place == 1 and "next in line" in third.status_line
+    assert manager.cancel(third.id) and manager.get(third.id).state == jobs.CANCELLED
     assert [job.id for job in manager.jobs(owner="a" * 32)] == [first.id]
 
     done = [manager.wait(job.id, JOB_TIMEOUT_S) for job in (first, second)]
@@ -205,13 +206,11 @@ def test_an_unwritable_folder_fails_before_training_with_a_clear_message(tmp_pat
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # root ignores permissions, but not a file in the path
     manager = jobs.JobManager(folder=blocker / "models", data_root=default_data_root(), cores=1)
-    try:
-        ended = manager.wait(manager.start(TINY).id, JOB_TIMEOUT_S)
-    finally:
-        manager.shutdown()
-    assert ended.state == jobs.FAILED and ended.progress is None  # not a single step was trained
-    assert ended.error == f"the folder {blocker / 'models'} does not exist (create it first)"
-    assert sorted(os.listdir(tmp_path)) == ["a-file"]
+    with pytest.raises(jobs.JobLimitReached) as refused:  # before it is even queued
+        manager.start(TINY)
+    # The server's paths stay on the server: the folder is named, not where it is.
+    assert str(refused.value) == "the server cannot save models now: the folder models does not exist (create it first)"
+    assert not manager.jobs() and sorted(os.listdir(tmp_path)) == ["a-file"]
 
 
 # --- limits for a shared server -----------------------------------------------------------------
@@ -312,3 +311,103 @@ def test_a_rescan_reads_only_files_that_changed(tmp_path, monkeypatch):
     save_checkpoint(build_model("vae", 2), tmp_path / "m1.pt", {"digits": [1]})  # a new version of one file
     entries = {e.path.name: e for e in registry.scan(tmp_path)}
     assert [p.name for p in loads] == ["m1.pt"] and entries["m1.pt"].metadata["digits"] == [1]
+
+
+# --- a fair queue, limits per address, priority, expiry ----------------------------------------------------
+
+LONG = TrainingSpec(kind="vae", latent_dim=2, epochs=5, batch_size=128)  # a minute or more: cancelled long before
+
+
+def test_jobs_wait_in_one_queue_fairly_across_addresses_and_see_their_place(tmp_path, monkeypatch):
+    """One slot. Two visitors of one address (two tokens, one person) and one of another: the other address
+    goes first, the second token of the first address waits behind it; a third token of that address is
+    refused. So minting tokens does not capture the slots."""
+    (tmp_path / "models").mkdir()
+    manager = jobs.JobManager(folder=tmp_path / "models", data_root=default_data_root(), max_jobs=1, cores=1)
+    try:
+        first = manager.start(LONG, owner="a" * 32, address="198.51.100.1")
+        second = manager.start(LONG, owner="b" * 32, address="198.51.100.1")
+        other = manager.start(LONG, owner="c" * 32, address="203.0.113.9")
+        assert first.state == jobs.STARTING
+        views = {v.id: v for v in manager.jobs()}
+        assert (views[other.id].state, views[other.id].place) == (jobs.QUEUED, 1)
+        assert (views[second.id].state, views[second.id].place) == (jobs.QUEUED, 2)
+        assert "1 ahead of it" in views[second.id].status_line
+        with pytest.raises(jobs.JobLimitReached, match="network address"):
+            manager.start(LONG, owner="d" * 32, address="198.51.100.1")
+        with pytest.raises(jobs.JobLimitReached, match="running or waiting"):
+            manager.start(LONG, owner="c" * 32, address="203.0.113.10")  # one job per token, wherever from
+        assert manager.cancel(first.id)
+        assert manager.wait(first.id, JOB_TIMEOUT_S).state == jobs.CANCELLED
+        deadline = time.monotonic() + 30
+        while manager.get(other.id).state == jobs.QUEUED and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert manager.get(other.id).state in jobs.IN_SLOT  # the slot went to the other address
+        assert manager.get(second.id).place == 1
+    finally:
+        manager.shutdown()
+
+
+def test_a_waiting_job_is_cancelled_at_once(tmp_path):
+    (tmp_path / "models").mkdir()
+    manager = jobs.JobManager(folder=tmp_path / "models", data_root=default_data_root(), max_jobs=1, cores=1)
+    try:
+        manager.start(TINY, owner="a" * 32)
+        waiting = manager.start(TINY, owner="b" * 32)
+        assert manager.cancel(waiting.id, owner="b" * 32)
+        assert manager.get(waiting.id).state == jobs.CANCELLED and manager.get(waiting.id).outcome.startswith("Cancelled")
+    finally:
+        manager.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no CPU priorities on this system")
+def test_a_job_runs_at_the_lowest_cpu_priority(manager):
+    job = manager.start(TINY, owner="a" * 32)
+    process = manager._jobs[job.id].process
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    nice = None
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            nice = int(Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        except (OSError, IndexError, ValueError):
+            break
+        if nice == limits.LIMITS.job_nice:
+            break
+        time.sleep(0.05)
+    assert nice == limits.LIMITS.job_nice
+
+
+def test_models_expire_longest_unused_first_to_make_room_for_an_address(manager, monkeypatch):
+    from vae.server import registry
+
+    monkeypatch.setattr(limits, "LIMITS", dataclasses.replace(limits.LIMITS, models_per_address=2))
+    origin, now = registry.origin_key("198.51.100.7"), time.time()
+    for name, used_h_ago in (("old.pt", 30), ("older.pt", 50), ("recent.pt", 0.2)):
+        save_checkpoint(build_model("vae", 2), manager.folder / name, {"owner": "e" * 32, "origin": origin})
+        os.utime(manager.folder / name, (now - 100 * 3600,) * 2)  # all saved long ago
+        registry._noted.pop(str(manager.folder / name), None)
+        registry.note_use(manager.folder / name, now=now - used_h_ago * 3600)
+    save_checkpoint(build_model("vae", 2), manager.folder / "elsewhere.pt", {"owner": "f" * 32})
+    os.utime(manager.folder / "elsewhere.pt", (now - 100 * 3600,) * 2)  # unused, but not from this address
+    manager.start(TINY, owner="1" * 32, address="198.51.100.7")
+    # three from the address, one more on its way: two expire, the longest unused first
+    assert saved_files(manager.folder) == [".last-used.json", "elsewhere.pt", "recent.pt"]
+
+
+def test_an_address_whose_models_are_all_in_use_is_refused(manager, monkeypatch):
+    from vae.server import registry
+
+    monkeypatch.setattr(limits, "LIMITS", dataclasses.replace(limits.LIMITS, models_per_address=1))
+    origin = registry.origin_key("198.51.100.8")
+    save_checkpoint(build_model("vae", 2), manager.folder / "fresh.pt", {"owner": "e" * 32, "origin": origin})
+    with pytest.raises(jobs.JobLimitReached, match="your network address has 1 models"):
+        manager.start(TINY, owner="2" * 32, address="198.51.100.8")
+    assert saved_files(manager.folder) == ["fresh.pt"]
+
+
+def test_what_a_visitor_reads_holds_no_server_path_or_errno():
+    assert jobs.for_visitors("[Errno 28] No space left on device: '/srv/store/.vae-z2.pt.77.x1.tmp'") == \
+        "the server's disk is full: 'a temporary file'"
+    assert jobs.for_visitors("cannot write checkpoints in /srv/store/checkpoints: Permission denied") == \
+        "cannot write checkpoints in checkpoints: Permission denied"
+    assert jobs.for_visitors("loss 1/2 of 3/4") == "loss 1/2 of 3/4"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,6 +11,7 @@ from studio import navigation
 from vae.checkpoint import checkpoint_dir, default_checkpoint_path, save_checkpoint
 from vae.model import ConvAE, ConvVAE
 from vae.server import registry
+from vae.server.limits import LIMITS
 
 
 @pytest.fixture
@@ -127,6 +129,20 @@ def test_tokens_are_random_and_only_their_hash_is_stored():
             registry.owner_key(bad)
 
 
+def nested(depth: int) -> list:
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_metadata_is_measured_without_recursion_and_within_its_limits():
+    assert registry.metadata_problem({"history": [{"epoch": e, "total": 1.0} for e in range(1000)]}) is None
+    assert "nested" in registry.metadata_problem({"a": nested(200_000)})  # far past Python's recursion limit
+    assert registry.metadata_problem({"a": nested(LIMITS.metadata_depth - 1)}) is None
+    assert "nested" in registry.metadata_problem({"a": nested(LIMITS.metadata_depth)})
+
+
 def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reason(tmp_path):
     import torch
 
@@ -152,9 +168,22 @@ def test_bad_metadata_architecture_or_weights_are_listed_as_broken_with_the_reas
         "spot-level-text": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"spot_level": "0.5"}},
                             "spot_level"),
         "metadata-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": [1, 2]}, "metadata"),
+        "deep-list": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"notes": nested(5000)}},
+                      "nested more than"),
+        "deep-digits": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"digits": nested(5000)}},
+                        "digits"),
+        "big-field": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"notes": "x" * 300_000}},
+                      "larger than"),
+        "many-items": ({"kind": "vae", "latent_dim": 2, "state_dict": good, "metadata": {"h": [0.5] * 40_000}},
+                       "larger than"),
     }
-    for name, (payload, _) in payloads.items():
-        torch.save({"format": FORMAT, "beta": 1.0, **payload}, tmp_path / f"{name}.pt")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(30_000)  # torch.save pickles recursively: a hostile writer raises the limit too
+    try:
+        for name, (payload, _) in payloads.items():
+            torch.save({"format": FORMAT, "beta": 1.0, **payload}, tmp_path / f"{name}.pt")
+    finally:
+        sys.setrecursionlimit(limit)
     entries = {e.path.stem: e for e in registry.scan(tmp_path)}
     for name, (_, words) in payloads.items():
         entry = entries[name]
@@ -213,3 +242,62 @@ def test_a_checkpoint_with_bad_metadata_breaks_no_page(app_environment):
         assert str(bad) not in at.sidebar.selectbox[0].options
     finally:
         bad.unlink()
+
+
+def test_two_tabs_racing_rename_and_delete_always_report_what_happened(owned_folder):
+    """Before, 4 rounds in 300 misreported: a rename "failed" that happened, a delete "succeeded" on a model that
+    survived renamed. Each round: one tab renames mine.pt while another deletes it; exactly one wins, and the
+    other says the model is gone."""
+    import threading
+
+    original = (owned_folder / "mine.pt").read_bytes()
+    for round_ in range(300):
+        (owned_folder / "mine.pt").write_bytes(original)
+        outcome = {}
+        start = threading.Barrier(2)
+
+        def act(action, start=start, round_=round_, outcome=outcome):
+            start.wait()
+            try:
+                if action == "rename":
+                    registry.rename("mine.pt", f"renamed-{round_}", MINE, owned_folder)
+                else:
+                    registry.delete("mine.pt", MINE, owned_folder)
+                outcome[action] = "done"
+            except registry.Gone as exc:
+                outcome[action] = str(exc)
+
+        threads = [threading.Thread(target=act, args=(a,)) for a in ("rename", "delete")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        renamed = owned_folder / f"renamed-{round_}.pt"
+        assert sorted(outcome.values()).count("done") == 1, outcome
+        assert not (owned_folder / "mine.pt").exists()
+        if outcome["rename"] == "done":
+            assert renamed.exists() and "no longer there" in outcome["delete"]
+            renamed.unlink()
+        else:
+            assert not renamed.exists() and "no longer there" in outcome["rename"]
+
+
+def test_what_a_visitor_reads_when_a_change_fails_holds_no_errno_or_path():
+    assert registry.for_visitors(registry.Gone("x.pt is no longer there")) == "x.pt is no longer there"
+    failure = PermissionError(13, "Permission denied", "/srv/secret/checkpoints/x.pt")
+    assert registry.for_visitors(failure) == "the server could not change the file (permission denied); nothing was changed"
+
+
+def test_the_sidebars_listing_sees_a_replaced_one_class_model(tmp_path):
+    """A replaced file inside one-class/ was served from the old listing, then raised CheckpointError."""
+    import shutil
+
+    from studio import caches
+
+    store = tmp_path / "store"
+    (store / "one-class").mkdir(parents=True)
+    shutil.copy(checkpoint_dir() / "one-class" / "vae-z64-d3.pt", store / "one-class" / "vae-z64-d3.pt")
+    assert [e.ok for e in caches.checkpoint_entries(store)] == [True]
+    (store / "one-class" / "vae-z64-d3.pt").write_bytes(b"not a checkpoint any more")
+    [entry] = caches.checkpoint_entries(store)
+    assert not entry.ok and "vae-z64-d3.pt" in entry.error

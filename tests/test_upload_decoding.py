@@ -59,3 +59,21 @@ def test_the_pixel_limit_is_a_parameter():
     assert load_uploaded_image(data, max_pixels=10_000).size == (100, 100)
     with pytest.raises(ValueError, match="too large"):
         load_uploaded_image(data, max_pixels=9_999)
+
+
+def test_a_large_16_bit_gray_png_loads_and_prepares_into_a_digit():
+    """Pillow cannot reduce 16-bit gray by a whole factor (what thumbnail does first for a large image)."""
+    seven = Image.new("I;16", (4000, 5000), 0)
+    ImageDraw.Draw(seven).line([(800, 800), (3200, 800), (1600, 4200)], fill=65535, width=300)
+    digit = prepare_array(load_uploaded_image(encoded(seven, "PNG")))
+    assert digit.shape == (28, 28) and digit.max() > 0.9
+
+
+@pytest.mark.parametrize("mode, transparent, per_pixel", [
+    ("L", False, 1), ("1", False, 2), ("P", False, 2), ("I;16", False, 2), ("RGB", False, 4),
+    ("1", True, 8), ("P", True, 8), ("PA", False, 8), ("LA", False, 8), ("RGBA", False, 8),
+])
+def test_every_copy_a_decode_holds_at_full_size_counts(mode, transparent, per_pixel):
+    from vae.server.uploads import decoded_bytes_per_pixel
+
+    assert decoded_bytes_per_pixel(mode, transparent) == per_pixel

@@ -9,6 +9,8 @@ import math
 import os
 import pickle
 import re
+import reprlib
+import shutil
 import tempfile
 import time
 import warnings
@@ -23,7 +25,8 @@ from .model import ConvAE, ConvVAE, build_model
 FORMAT = "conv-vae-studio/1"
 SUFFIX = ".pt"
 STALE_TEMP_AGE_S = 3600.0  # a temp file this old is stale whoever wrote it
-OWNER_PATTERN = re.compile(r"^[0-9a-f]{8,64}$")  # registry.owner_key's form, as stored in the metadata
+OWNER_PATTERN = re.compile(r"[0-9a-f]{8,64}")  # registry.owner_key's form, as stored in the metadata (fullmatch)
+FREE_SPACE_NEEDED = 32_000_000  # bytes: the report's networks save in under 2 MB; the rest is headroom
 _TEMP_NAME = re.compile(r"^\..+\.pt\.(\d+)\.[^.]+\.tmp$")  # .NAME.pt.PID.RANDOM.tmp
 
 
@@ -126,12 +129,13 @@ def _finite_number(value) -> bool:
 # Metadata keys the app reads, and what each must be. Anything else is kept as it is.
 _METADATA_RULES = {
     "digits": ("a list of distinct digits 0-9, or null",
-               lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 10 and len(set(v)) == len(v)
-                                       and all(type(d) is int and 0 <= d <= 9 for d in v))),
+               lambda v: v is None or (isinstance(v, list) and 0 < len(v) <= 10
+                                       and all(type(d) is int and 0 <= d <= 9 for d in v) and len(set(v)) == len(v))),
     "epochs": ("a whole number of epochs", lambda v: type(v) is int and 0 <= v <= 100_000),
     "train_images": ("a whole number of images", lambda v: type(v) is int and 0 <= v <= 10_000_000),
     "data_source": ("a short text", lambda v: isinstance(v, str) and len(v) <= 100),
-    "owner": ("an owner key", lambda v: isinstance(v, str) and OWNER_PATTERN.match(v) is not None),
+    "owner": ("an owner key", lambda v: isinstance(v, str) and OWNER_PATTERN.fullmatch(v) is not None),
+    "origin": ("an origin key", lambda v: isinstance(v, str) and OWNER_PATTERN.fullmatch(v) is not None),
     "train_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
     "test_loss": ("losses as finite numbers", lambda v: isinstance(v, dict) and all(map(_finite_number, v.values()))),
     "spot_level": ("a level between 0 and 1", lambda v: _finite_number(v) and 0 <= v <= 1),
@@ -146,7 +150,8 @@ def validate_metadata(metadata, name: str = "checkpoint") -> dict:
         raise CheckpointError(f"{name} has metadata of the wrong type ({type(metadata).__name__}, not a dict)")
     for key, (expected, ok) in _METADATA_RULES.items():
         if key in metadata and not ok(metadata[key]):
-            raise CheckpointError(f"{name} has bad metadata: {key} must be {expected}, got {metadata[key]!r:.60}")
+            # reprlib: a short repr whatever the value holds (a plain repr of a list 5,000 deep never returns)
+            raise CheckpointError(f"{name} has bad metadata: {key} must be {expected}, got {reprlib.repr(metadata[key])}")
     return dict(metadata)
 
 
@@ -195,13 +200,24 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"the folder {folder} does not exist (create it first)")
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
-    try:  # a real write: os.access says yes to root even on a read-only file system
-        fd, probe = tempfile.mkstemp(prefix=f".write-check.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
+    try:  # a real write: os.access says yes to root even on a read-only file system. Named like a save's
+        # temp file (.NAME.pt.PID.RANDOM.tmp), so one left by a kill right here is removed as stale.
+        fd, probe = tempfile.mkstemp(prefix=f".write-check{SUFFIX}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise PermissionError(f"cannot write checkpoints in {folder}: {exc.strerror or exc}") from None
+    check_free_space(folder)
     return folder
+
+
+def check_free_space(folder: str | os.PathLike, needed: int = FREE_SPACE_NEEDED) -> None:
+    """OSError, before any training, if the disk holding `folder` has less than `needed` bytes free: a full
+    disk would otherwise be found only when the trained model is saved."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(f"the disk holding {folder} has {free / 1e6:.1f} MB free; training needs "
+                      f"{needed / 1e6:.0f} MB to save its model safely: free some space first")
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

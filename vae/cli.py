@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -120,6 +121,8 @@ def cmd_train(args) -> int:
         device = pick_device(args.device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)  # first: every thread torch starts from here on inherits it
     check_destination(args.out, args.out_dir, args.force)  # before minutes of training, not after
     if args.threads:
         import torch
@@ -132,7 +135,7 @@ def cmd_train(args) -> int:
     reports = JsonReports() if args.progress == "json" else ProgressBar()
     try:
         path, metadata, result = run_training(spec, out=args.out, folder=args.out_dir, data=data, force=args.force,
-                                              owner=args.owner, on_progress=reports)
+                                              owner=args.owner, origin=args.origin, on_progress=reports)
     finally:
         if isinstance(reports, ProgressBar):
             reports.close()  # ends the bar's line, also when training stopped with an error
@@ -146,8 +149,8 @@ def cmd_train(args) -> int:
 
 
 def _owner_key(text: str) -> str:
-    if not OWNER_PATTERN.match(text):
-        raise argparse.ArgumentTypeError(f"an owner key is 8 to 64 lowercase hex digits, got {text!r}")
+    if not OWNER_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"a key is 8 to 64 lowercase hex digits, got {text!r}")
     return text
 
 
@@ -280,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists (never a shipped model)")
     t.add_argument("--owner", type=_owner_key, default=None,
                    help="owner key stored in the checkpoint (the app's visitors); without one, nobody may change it in the app")
+    t.add_argument("--origin", type=_owner_key, default=None,
+                   help="origin key stored in the checkpoint (the app counts its visitors' models per address by it)")
+    t.add_argument("--nice", type=int, default=0, help="run at this lower CPU priority (how the app runs its jobs)")
     t.add_argument("--progress", choices=["bar", "json"], default="bar",
                    help="a progress bar on stderr, or JSON lines on stdout (how the app runs its jobs)")
     t.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch; torch's own choice if not given")

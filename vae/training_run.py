@@ -100,11 +100,12 @@ def check_destination(out: str | Path | None = None, folder: str | Path | None =
 def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str | Path | None = None,
                  data: MnistData | None = None, data_root: str | None = None,
                  on_progress: ProgressCallback | None = None, force: bool = False,
-                 owner: str | None = None) -> tuple[Path | None, dict | None, TrainResult]:
+                 owner: str | None = None, origin: str | None = None) -> tuple[Path | None, dict | None, TrainResult]:
     """Train and save atomically. Returns (path, metadata, result); path is None if stopped early.
 
     `out` is refused if it exists (unless `force`) or is a shipped model; the checks run before training.
-    `owner` (a registry.owner_key) is stored in the metadata: that visitor may rename and delete the model.
+    `owner` (a registry.owner_key) is stored in the metadata: that visitor may rename and delete the model;
+    `origin` (a registry.origin_key) too: the address it was trained from, for the app's per-address counts.
     Raises TrainingDiverged (nothing saved), ValueError for bad choices, OSError for a bad destination.
     """
     check_destination(out, folder, force)
@@ -117,6 +118,8 @@ def run_training(spec: TrainingSpec, out: str | Path | None = None, folder: str 
     metadata = checkpoint_metadata(model, data, spec, result)
     if owner is not None:
         metadata["owner"] = owner
+    if origin is not None:
+        metadata["origin"] = origin
     if out:
         return save_checkpoint(model, out, metadata, overwrite=force), metadata, result
     while True:  # a run finishing in the same second may take the chosen name before we write it

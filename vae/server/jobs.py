@@ -16,13 +16,19 @@ Design, and why:
   the dead process, removed when the job ends.
 - CPU threads are split between the running jobs (cores // jobs, at least one) and rebalanced while
   they run: the manager writes {"threads": n} to a child's stdin, applied at its next step.
-- A server shared by a group: the limits on jobs (slots, per visitor, cost, time) are limits.LIMITS.
+- A server shared by a group: the limits on jobs (slots, per visitor and per address, cost, time) are
+  limits.LIMITS. A job that may not start yet waits in one queue (QUEUED, its place shown); when a slot
+  frees, the oldest waiting job of an address with nothing running starts. Jobs run at `job_nice`, below
+  the pages. Before a job is queued, the per-address and server-wide model caps make room by expiring the
+  longest-unused visitors' models (registry.expire_unused), or refuse.
+- What a job says to a visitor (its error) never holds the server's paths or errno codes (for_visitors).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +38,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..checkpoint import OWNER_PATTERN, checkpoint_dir, clean_stale_temp_files
+from ..checkpoint import OWNER_PATTERN, check_writable_folder, checkpoint_dir, clean_stale_temp_files
 from ..data import default_data_root
 from ..model import VARIATIONAL_KINDS
 from ..train import Progress, format_duration
@@ -45,8 +51,10 @@ KEEP_FINISHED = 20  # finished jobs remembered (their messages), oldest forgotte
 
 log = logging.getLogger(__name__)  # the server's log: failures are recorded there too, not only shown
 
-STARTING, RUNNING, SAVING, DONE, FAILED, CANCELLED = "starting", "running", "saving", "done", "failed", "cancelled"
-ACTIVE_STATES = (STARTING, RUNNING, SAVING)
+QUEUED, STARTING, RUNNING, SAVING = "queued", "starting", "running", "saving"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+IN_SLOT = (STARTING, RUNNING, SAVING)  # a process is training, or about to
+ACTIVE_STATES = (QUEUED, *IN_SLOT)  # counts against the visitor's and the address's jobs
 
 
 class JobLimitReached(RuntimeError):
@@ -98,12 +106,13 @@ def spec_from_form(kind: str, latent_dim: int, epochs: int, batch_size: int, lr:
     return spec
 
 
-def train_command(spec: TrainingSpec, folder, data_root: str | None, owner: str | None, threads: int) -> list[str]:
+def train_command(spec: TrainingSpec, folder, data_root: str | None, owner: str | None, threads: int,
+                  origin: str | None = None) -> list[str]:
     """The `python -m vae train` command line that runs `spec` as a job."""
     command = [sys.executable, "-m", "vae", "train", "--model", spec.kind, "--latent", str(spec.latent_dim),
                "--epochs", str(spec.epochs), "--batch-size", str(spec.batch_size), "--lr", repr(spec.lr),
                "--beta", repr(spec.beta), "--seed", str(spec.seed), "--out-dir", str(folder),
-               "--progress", "json", "--threads", str(threads)]
+               "--progress", "json", "--threads", str(threads), "--nice", str(limits.LIMITS.job_nice)]
     if spec.digits:
         command += ["--digits", ",".join(map(str, spec.digits))]
     if spec.train_size:
@@ -112,7 +121,27 @@ def train_command(spec: TrainingSpec, folder, data_root: str | None, owner: str 
         command += ["--data-root", str(data_root)]
     if owner:
         command += ["--owner", owner]
+    if origin:
+        command += ["--origin", origin]
     return command
+
+
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.])/(?:[^\s'":/]+/)+([^\s'":/]*)""")
+_ERRNO = re.compile(r"\[Errno \d+\] ")
+
+
+def for_visitors(message: str) -> str:
+    """A message as a visitor may see it: an absolute path becomes its last part (a model's file name; a
+    temp file or a folder is named as such), Python's "[Errno 28] " prefixes go, and a full disk is called
+    that. The server's log keeps the full text."""
+    def short(match) -> str:
+        name = match.group(1)
+        if not name:
+            return "a folder on the server"
+        return "a temporary file" if name.startswith(".") and name.endswith(".tmp") else name
+
+    message = _ERRNO.sub("", _ABSOLUTE_PATH.sub(short, message))
+    return message.replace("No space left on device", "the server's disk is full")
 
 
 def describe_spec(spec: TrainingSpec) -> str:
@@ -153,6 +182,7 @@ class JobView:
     started: float
     finished: float | None
     first_report: float | None = None  # time.time() of the first training step's report
+    place: int | None = None  # while QUEUED: 1 for the next to start
 
     @property
     def active(self) -> bool:
@@ -165,6 +195,9 @@ class JobView:
     @property
     def status_line(self) -> str:
         """'Epoch 2/5 · 7,812 img/s · ETA 1m05s', or what the job is doing or how it ended."""
+        if self.state == QUEUED:
+            ahead = f"{self.place - 1} ahead of it" if self.place and self.place > 1 else "next in line"
+            return f"Waiting for a free training slot: {ahead}"
         if self.state == STARTING:
             return "Starting: loading PyTorch and MNIST…"
         if self.state == SAVING:
@@ -191,10 +224,11 @@ class _Job:
     id: str
     spec: TrainingSpec
     owner: str | None
-    process: subprocess.Popen
-    stderr: object  # a temp file: the child's last `error:` line is the job's message
-    threads: int
-    state: str = STARTING
+    address: str | None  # traffic.address_key of the visitor who started it (None: unknown, or the server)
+    process: subprocess.Popen | None = None  # None while it waits
+    stderr: object = None  # a temp file: the child's last `error:` line is the job's message
+    threads: int = 1
+    state: str = QUEUED
     progress: Progress | None = None
     curve: list = field(default_factory=list)
     path: Path | None = None
@@ -204,10 +238,10 @@ class _Job:
     finished: float | None = None
     first_report: float | None = None
 
-    def view(self) -> JobView:
+    def view(self, place: int | None = None) -> JobView:
         return JobView(self.id, self.spec, self.owner, self.state, self.progress, tuple(self.curve), self.path,
                        self.error, self.cancel_requested_at is not None, self.started, self.finished,
-                       self.first_report)
+                       self.first_report, place)
 
 
 _PROGRESS_FIELDS = {f.name for f in fields(Progress)}
@@ -231,6 +265,7 @@ class JobManager:
         self.max_jobs = max_jobs or limits.LIMITS.job_slots
         self.cores = cores or available_cores()
         self._jobs: dict[str, _Job] = {}
+        self._started: dict[str | None, int] = {}  # address → jobs started from it (the queue's turns)
         self._lock = threading.Lock()
         clean_stale_temp_files(self.folder)
 
@@ -238,15 +273,20 @@ class JobManager:
     def jobs(self, owner: str | None = None) -> list[JobView]:
         """Snapshots, oldest first; only those started by `owner` if given."""
         with self._lock:
-            return [job.view() for job in self._jobs.values() if owner is None or job.owner == owner]
+            places = self._places()
+            return [job.view(places.get(job.id)) for job in self._jobs.values() if owner is None or job.owner == owner]
 
     def get(self, job_id: str) -> JobView:
         with self._lock:
-            return self._jobs[job_id].view()
+            return self._jobs[job_id].view(self._places().get(job_id))
 
     def active_count(self) -> int:
         with self._lock:
             return sum(job.state in ACTIVE_STATES for job in self._jobs.values())
+
+    def waiting_count(self) -> int:
+        with self._lock:
+            return sum(job.state == QUEUED for job in self._jobs.values())
 
     def wait(self, job_id: str, timeout: float) -> JobView:
         """Block until the job has ended or `timeout` seconds passed; its latest snapshot either way."""
@@ -258,54 +298,82 @@ class JobManager:
         return view
 
     # --- acting -------------------------------------------------------------------------------
-    def start(self, spec: TrainingSpec, owner: str | None = None) -> JobView:
-        """Start training in the background, as `owner` (a registry.owner_key, or None for the server).
+    def start(self, spec: TrainingSpec, owner: str | None = None, address: str | None = None) -> JobView:
+        """Queue training in the background, as `owner` (a registry.owner_key, or None for the server) from
+        `address` (a traffic.address_key, or None if unknown); it starts at once if a slot is free for it.
 
-        Raises JobLimitReached when the server or this owner may not start another job now, and
-        ValueError for a job over the cost limit.
+        Raises JobLimitReached when this owner or address may not have another job now, the queue is full, or
+        there is no room for its model; ValueError for a job over the cost limit; OSError (for visitors) when
+        the disk cannot hold its model.
         """
         if not isinstance(spec, TrainingSpec):
             raise TypeError("start() needs a TrainingSpec")
         check_job_cost(spec)
-        if owner is not None and not OWNER_PATTERN.match(owner):
+        if owner is not None and not OWNER_PATTERN.fullmatch(owner):
             raise ValueError("a job's owner is a registry.owner_key")
-        if owner is not None:
-            entries = registry.scan(self.folder)
-            saved = len(registry.owned(entries, owner))
-            if saved >= limits.LIMITS.models_per_visitor:
-                raise JobLimitReached(f"you have {saved} models on this server, the most a visitor may keep; "
-                                      f"delete one under My models first")
-            if sum(e.owner is not None for e in entries) >= limits.LIMITS.visitor_models_on_server:
-                raise JobLimitReached(f"this server holds {limits.LIMITS.visitor_models_on_server} visitors' models, its limit; "
-                                      f"ask whoever runs it to clear some")
+        try:
+            check_writable_folder(self.folder)  # the CLI checks again; a visitor hears it before queueing
+        except OSError as exc:
+            raise JobLimitReached(f"the server cannot save models now: {for_visitors(str(exc))}") from None
         with self._lock:
             active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
-            if owner is not None and any(job.owner == owner for job in active):
-                raise JobLimitReached("you already have a training running; wait for it or cancel it first "
-                                      "(one at a time per visitor)")
-            if len(active) >= self.max_jobs:
-                raise JobLimitReached(
-                    f"{len(active)} trainings are already running on this server (it has {self.cores} CPU "
-                    f"core{'s' if self.cores != 1 else ''}); wait for one to finish or cancel it.")
-            threads = max(1, self.cores // (len(active) + 1))
-            stderr = tempfile.TemporaryFile()
-            process = subprocess.Popen(train_command(spec, self.folder, self.data_root, owner, threads),
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                       text=True, bufsize=1)
-            job = _Job(uuid.uuid4().hex[:12], spec, owner, process, stderr, threads)
+            L = limits.LIMITS
+            if owner is not None and sum(job.owner == owner for job in active) >= L.jobs_per_visitor:
+                raise JobLimitReached("you already have a training running or waiting; wait for it or cancel it "
+                                      "first (one at a time per visitor)")
+            if address is not None and sum(job.address == address for job in active) >= L.jobs_per_address:
+                raise JobLimitReached(f"{L.jobs_per_address} trainings from your network address are already running "
+                                      f"or waiting, the most one address may have; wait for one to finish")
+            if sum(job.state == QUEUED for job in active) >= L.waiting_jobs:
+                raise JobLimitReached(f"{L.waiting_jobs} trainings are already waiting on this server; try again later")
+            pending = [job for job in active if job.owner is not None]  # each will add a visitor's model
+        if owner is not None:
+            self._make_room(owner, address, pending)
+        with self._lock:
+            job = _Job(uuid.uuid4().hex[:12], spec, owner, address)
             self._jobs[job.id] = job
-            self._rebalance_threads()
+            self._start_waiting()
             self._forget_oldest_finished()
-        threading.Thread(target=self._watch, args=(job,), name=f"watch-{job.id}", daemon=True).start()
-        return job.view()
+            return job.view(self._places().get(job.id))
+
+    def _make_room(self, owner: str, address: str | None, pending: list[_Job]) -> None:
+        """Refuse, or expire unused models, so that this job's model fits the per-visitor, per-address and
+        server-wide caps (counting the models that jobs now running or waiting will add)."""
+        L = limits.LIMITS
+        entries = registry.scan(self.folder)
+        saved = len(registry.owned(entries, owner))
+        if saved >= L.models_per_visitor:
+            raise JobLimitReached(f"you have {saved} models on this server, the most a visitor may keep; "
+                                  f"delete one under My models first")
+        if address is not None:
+            origin = registry.origin_key(address)
+            count = sum(e.ok and e.owner is not None and e.metadata.get("origin") == origin for e in entries)
+            count += sum(job.address == address for job in pending)
+            if count >= L.models_per_address:
+                expired = registry.expire_unused(entries, count - L.models_per_address + 1, origin, self.folder)
+                if count - len(expired) >= L.models_per_address:
+                    raise JobLimitReached(f"your network address has {L.models_per_address} models on this server, "
+                                          f"the most one address may keep, all used within the last "
+                                          f"{L.model_idle_s / 3600:g} h; delete some under My models first")
+                entries = registry.scan(self.folder)
+        count = sum(e.owner is not None for e in entries) + len(pending)
+        if count >= L.visitor_models_on_server:
+            expired = registry.expire_unused(entries, count - L.visitor_models_on_server + 1, None, self.folder)
+            if count - len(expired) >= L.visitor_models_on_server:
+                raise JobLimitReached(f"this server holds {L.visitor_models_on_server} visitors' models, its limit, "
+                                      f"all used within the last {L.model_idle_s / 3600:g} h; try again later")
 
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
         """Stop a job; it saves nothing. False if it has ended, is already saving its model, or (when
         `owner` is given) is someone else's."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or (owner is not None and job.owner != owner) or job.state not in (STARTING, RUNNING):
+            if job is None or (owner is not None and job.owner != owner) or job.state not in (QUEUED, STARTING, RUNNING):
                 return False
+            if job.state == QUEUED:  # nothing runs yet: it simply leaves the queue
+                job.cancel_requested_at = time.monotonic()
+                job.state, job.finished = CANCELLED, time.time()
+                return True
             if job.cancel_requested_at is None:
                 job.cancel_requested_at = time.monotonic()
                 self._stop(job)
@@ -327,6 +395,55 @@ class JobManager:
             self.wait(view.id, timeout)
 
     # --- inside -------------------------------------------------------------------------------
+    def _queue_order(self) -> list[_Job]:
+        """Called with the lock held: the waiting jobs in the order they would start, as far as known now.
+        Turn by turn over the addresses: the next is the oldest waiting job of the address that has started
+        the fewest jobs, among those with fewer than `running_jobs_per_address` running. So a second token
+        of one person waits behind everyone else's first."""
+        running: dict[str | None, int] = {}
+        for job in self._jobs.values():
+            if job.state in IN_SLOT:
+                running[job.address] = running.get(job.address, 0) + 1
+        started = dict(self._started)
+        waiting = [job for job in self._jobs.values() if job.state == QUEUED]  # oldest first
+        order = []
+        while waiting:  # as if each chosen one had started
+            eligible = [j for j in waiting if j.address is None
+                        or running.get(j.address, 0) < limits.LIMITS.running_jobs_per_address] or waiting
+            job = min(eligible, key=lambda j: started.get(j.address, 0))  # min keeps the oldest of equals
+            waiting.remove(job)
+            order.append(job)
+            running[job.address] = running.get(job.address, 0) + 1
+            started[job.address] = started.get(job.address, 0) + 1
+        return order
+
+    def _places(self) -> dict[str, int]:
+        return {job.id: place for place, job in enumerate(self._queue_order(), 1)}
+
+    def _start_waiting(self) -> None:
+        """Called with the lock held: start waiting jobs while slots are free, in queue order."""
+        while sum(job.state in IN_SLOT for job in self._jobs.values()) < self.max_jobs:
+            running = [job.address for job in self._jobs.values() if job.state in IN_SLOT]
+            job = next((j for j in self._queue_order() if j.address is None
+                        or running.count(j.address) < limits.LIMITS.running_jobs_per_address), None)
+            if job is None:
+                return
+            self._launch(job)
+
+    def _launch(self, job: _Job) -> None:
+        """Called with the lock held: the job's process starts (its `--nice` lowers its priority first thing)."""
+        in_slot = sum(j.state in IN_SLOT for j in self._jobs.values())
+        job.threads = max(1, self.cores // (in_slot + 1))
+        job.stderr = tempfile.TemporaryFile()
+        origin = registry.origin_key(job.address) if job.address is not None and job.owner is not None else None
+        job.process = subprocess.Popen(train_command(job.spec, self.folder, self.data_root, job.owner, job.threads, origin),
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=job.stderr,
+                                       text=True, bufsize=1)
+        job.state, job.started = STARTING, time.time()
+        self._started[job.address] = self._started.get(job.address, 0) + 1
+        self._rebalance_threads()
+        threading.Thread(target=self._watch, args=(job,), name=f"watch-{job.id}", daemon=True).start()
+
     def _stop(self, job: _Job) -> None:
         """SIGTERM now, SIGKILL if it has not gone CANCEL_GRACE_S later."""
         if job.process.poll() is None:
@@ -344,7 +461,7 @@ class JobManager:
 
     def _rebalance_threads(self) -> None:
         """Called with the lock held: share the cores among the running jobs."""
-        active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
+        active = [job for job in self._jobs.values() if job.state in IN_SLOT]
         for job in active:
             threads = max(1, self.cores // len(active))
             if threads != job.threads:
@@ -396,9 +513,10 @@ class JobManager:
                 job.state = CANCELLED
             else:
                 job.state = FAILED
-                job.error = job.error or error or (
+                error = job.error or error or (
                     f"the training process ended unexpectedly (exit code {job.process.returncode}); nothing was saved")
-                log.warning("training job %s (%s) failed: %s", job.id, describe_spec(job.spec), job.error)
+                log.warning("training job %s (%s) failed: %s", job.id, describe_spec(job.spec), error)
+                job.error = for_visitors(error)
             job.finished = time.time()
             for stream in (job.process.stdin, job.process.stdout):
                 try:
@@ -406,6 +524,7 @@ class JobManager:
                 except OSError:
                     pass
             self._rebalance_threads()
+            self._start_waiting()
 
 
 _shared: JobManager | None = None

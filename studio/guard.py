@@ -1,0 +1,200 @@
+"""The websocket guard: an ASGI middleware in front of Streamlit's /_stcore/stream (app.py installs it).
+
+Streamlit runs a visitor's script whenever their browser asks (a `rerun_script` message), as often as it
+asks: one client sending 20 a second kept every other visitor waiting minutes. The guard sits between
+the connection and Streamlit and, with the bookkeeping of vae/server/traffic.py:
+
+- refuses a connection when its address has too many open or opens them too fast (close code 1013,
+  "try again later"; the browser reconnects by itself);
+- reads every message as it arrives (so the connection's pings and its close are never held up) and hands
+  it to Streamlit only as the limits allow: a rerun unless another address's script is running and that
+  address has used less script time lately (traffic.Connection.may_run) — until then the latest rerun
+  waits, standing for those before it (their button presses kept) — and other messages while the message
+  buckets allow, the rest dropped. Nothing piles up: one waiting rerun per connection at most;
+- drops the messages a viewer has no business sending: `clear_cache` (it empties every visitor's cached
+  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; and NaN or infinite
+  widget values, which no widget sends;
+- watches the server's replies for `script_finished`, to know how long each run took.
+
+Sizes are Streamlit's own settings (.streamlit/config.toml): uvicorn refuses a frame whose header announces
+more than `server.maxMessageSize` before reading its payload, and Streamlit closes a connection whose message
+is over `server.maxWidgetStateSize` (the guard hands such a message straight on for that).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from vae.server import limits
+from vae.server.traffic import Refused, Traffic
+
+STREAM_PATH = "/_stcore/stream"
+DROPPED = frozenset({"clear_cache", "set_run_on_save", "load_git_info", "debug_disconnect_websocket",
+                     "debug_shutdown_runtime"})
+TRIGGERS = frozenset({"trigger_value", "string_trigger_value", "chat_input_value", "json_trigger_value"})
+TRY_AGAIN_LATER = 1013  # websocket close code
+SMALL_REPLY = 512  # bytes: a script_finished message is a few bytes; bigger replies are never parsed
+RECHECK_S = 0.5  # a waiting rerun looks again at least this often
+
+log = logging.getLogger(__name__)
+
+
+def finished_status(data: bytes):
+    """The ScriptFinishedStatus of a small reply, or None for any other reply."""
+    if len(data) > SMALL_REPLY:
+        return None
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(data)
+    except Exception:  # noqa: BLE001
+        return None
+    return msg.script_finished if msg.WhichOneof("type") == "script_finished" else None
+
+
+def drop_non_finite(msg: BackMsg) -> int:
+    """Remove the widget values that are NaN or infinite (no widget sends one; a forged one made Streamlit's
+    own number_input raise before the app ran, a 40-line traceback in the log each time). The widget keeps
+    the value it had. How many were removed."""
+    widgets = msg.rerun_script.widget_states.widgets
+    bad = [w for w in widgets if (w.WhichOneof("value") == "double_value" and not math.isfinite(w.double_value))
+           or (w.WhichOneof("value") == "double_array_value"
+               and not all(math.isfinite(v) for v in w.double_array_value.data))]
+    for widget in bad:
+        widgets.remove(widget)
+    return len(bad)
+
+
+def merge_reruns(older: BackMsg, newer: BackMsg) -> BackMsg:
+    """One rerun that stands for both: the newer widget values, page and query, plus the older's button presses
+    (a trigger is sent once, in the message of the click) unless the newer has the same widget. A fragment's
+    rerun stays one only if both are of the same fragment; otherwise the whole script runs."""
+    old, new = older.rerun_script, newer.rerun_script
+    present = {w.id for w in new.widget_states.widgets}
+    for widget in old.widget_states.widgets:
+        if widget.id not in present and widget.WhichOneof("value") in TRIGGERS:
+            new.widget_states.widgets.append(widget)
+    if old.fragment_id != new.fragment_id:
+        new.fragment_id = ""
+    return newer
+
+
+class WebsocketGuard:
+    """ASGI middleware: `st.App(..., middleware=[Middleware(WebsocketGuard)])`."""
+
+    def __init__(self, app):
+        self.app = app
+        self.traffic = Traffic()
+        self.inboxes: set[_Inbox] = set()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket" or not scope.get("path", "").endswith(STREAM_PATH):
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        host = (scope.get("client") or (None, None))[0]
+        self.traffic.forget_idle(loop.time())
+        try:
+            connection = self.traffic.open(host, loop.time())
+        except Refused as exc:
+            log.warning("websocket refused: %s", exc)
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+            return
+        inbox = _Inbox(connection, loop)
+        self.inboxes.add(inbox)
+        reader = asyncio.create_task(inbox.read(receive))
+
+        async def watched_send(message):
+            data = message.get("bytes") if message["type"] == "websocket.send" else None
+            if data is not None and (status := finished_status(data)) is not None:
+                connection.run_ended(loop.time(), restarting=status == ForwardMsg.FINISHED_EARLY_FOR_RERUN)
+                self._wake_all()  # a rerun waiting for this run to end may start now
+            await send(message)
+
+        try:
+            await self.app(scope, inbox.next, watched_send)
+        finally:
+            reader.cancel()
+            self.inboxes.discard(inbox)
+            connection.close(loop.time())
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for inbox in self.inboxes:
+            if inbox.rerun is not None:
+                inbox.arrived.set()
+
+
+class _Inbox:
+    """What one connection's browser sent, read as it arrives (so pings and the close are always seen), and
+    handed to Streamlit as the limits allow: other messages while the message buckets allow (the rest are
+    dropped), reruns when the script-time buckets allow too (until then the latest waits, merged with those
+    before it)."""
+
+    def __init__(self, connection, loop):
+        self.connection, self.loop = connection, loop
+        self.ready: deque = deque()  # ASGI messages to hand on now
+        self.rerun: BackMsg | None = None  # the rerun waiting for its turn
+        self.arrived = asyncio.Event()
+        self.dropped = 0
+
+    async def read(self, receive) -> None:
+        while True:
+            message = await receive()
+            data = message.get("bytes") if message["type"] == "websocket.receive" else None
+            if data is None or len(data) > limits.LIMITS.widget_state_mb * 1_000_000:
+                self.ready.append(message)  # connect, disconnect, a text frame, an oversized one: Streamlit
+                self.arrived.set()          # answers those itself (it closes the connection)
+                if message["type"] == "websocket.disconnect":
+                    return
+                continue
+            msg = BackMsg()
+            try:
+                msg.ParseFromString(data)
+            except Exception:  # noqa: BLE001 - Streamlit closes the connection over it
+                self.ready.append(message)
+                self.arrived.set()
+                continue
+            kind = msg.WhichOneof("type")
+            if kind in DROPPED:
+                self._drop(kind)
+            elif kind == "rerun_script":
+                if drop_non_finite(msg):
+                    self._drop("non-finite widget value")
+                self.rerun = msg if self.rerun is None else merge_reruns(self.rerun, msg)
+            elif self.connection.message_wait_s(self.loop.time()) == 0:
+                self.connection.message_passed(self.loop.time())
+                self.ready.append(message)
+            else:
+                self._drop(kind)
+            self.arrived.set()
+
+    def _drop(self, kind) -> None:
+        self.dropped += 1
+        if self.dropped in (1, 10, 100, 1000) or self.dropped % 10_000 == 0:
+            log.warning("dropped %s messages from %s (the latest: %s)", self.dropped, self.connection.address.key, kind)
+
+    async def next(self):
+        """Starlette's `receive`: the next message Streamlit may have."""
+        while True:
+            if self.ready:
+                return self.ready.popleft()
+            wait = None
+            if self.rerun is not None:
+                now = self.loop.time()
+                wait = max(self.connection.message_wait_s(now), self.connection.run_wait_s(now))
+                if wait == 0 and self.connection.may_run(now):
+                    msg, self.rerun = self.rerun, None
+                    self.connection.message_passed(now)
+                    self.connection.run_asked(now)
+                    return {"type": "websocket.receive", "bytes": msg.SerializeToString()}
+            self.arrived.clear()
+            try:  # woken by a message, by the end of someone's run, or when its credit is back
+                await asyncio.wait_for(self.arrived.wait(), timeout=None if wait is None else min(wait or RECHECK_S, RECHECK_S))
+            except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11)
+                pass
