@@ -182,7 +182,9 @@ def test_a_one_class_models_test_histogram_splits_its_digit_from_the_others(one_
     assert any("one-class model" in i.value for i in one_class_page.info)
 
 
-def test_a_fully_connected_model_gets_its_histograms_from_its_own_scores():
+def test_a_fully_connected_model_gets_its_histograms_from_its_own_scores(monkeypatch):
+    # The test session's model store, whatever folder a module fixture of this file points the app at.
+    monkeypatch.setenv("STUDIO_CHECKPOINTS", str(MODEL.parent))
     from vae.checkpoint import checkpoint_dir
 
     at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
