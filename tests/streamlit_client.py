@@ -24,7 +24,7 @@ class StreamlitClient:
         parts = urlsplit(url)
         self.page, self.query = page, query
         self.ws = connect(f"ws://{parts.netloc}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
-                          open_timeout=open_timeout, compression=None,
+                          open_timeout=open_timeout, compression=None, ping_interval=None,
                           **({"source_address": (source, 0)} if source else {})).__enter__()  # closed by close()
         self.session_id: str | None = None
         self.page_script_hash = ""  # empty: the page is found by its name (url path), run after run

@@ -18,7 +18,8 @@ Design, and why:
   they run: the manager writes {"threads": n} to a child's stdin, applied at its next step.
 - A server shared by a group: the limits on jobs (slots, per visitor and per address, cost, time) are
   limits.LIMITS. A job that may not start yet waits in one queue (QUEUED, its place shown); when a slot
-  frees, the oldest waiting job of an address with nothing running starts. Jobs run at `job_nice`, below
+  frees, the oldest waiting job of the address that has started the fewest jobs starts, among addresses
+  under their running limit (turn by turn over addresses). Jobs run at `job_nice`, below
   the pages. Before a job is queued, the per-address and server-wide model caps make room by expiring the
   longest-unused visitors' models (registry.expire_unused), or refuse.
 - What a job says to a visitor (its error) never holds the server's paths or errno codes (for_visitors).
