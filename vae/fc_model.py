@@ -18,9 +18,9 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
-from .model import MIN_STD, ConvAE, ConvVAE, ModelConfig, _Autoencoder, reconstruction_nats
+from .model import MIN_STD, ConvAE, ConvVAE, DeterministicAutoencoder, ModelConfig, VariationalAutoencoder
 
 PIXELS = 28 * 28
 WIDE_HIDDEN = 512  # the shift benchmark's larger fully-connected model
@@ -70,7 +70,7 @@ def matched_width(kind: str, latent_dim: int) -> int:
     return min(range(1, 2049), key=lambda h: abs(fc_parameter_count(kind, latent_dim, h) - target))
 
 
-class FcAE(_Autoencoder):
+class FcAE(DeterministicAutoencoder):
     """The fully-connected autoencoder: deterministic z, no activation on it (as the conv AE's)."""
 
     def __init__(self, latent_dim: int = 64, hidden: int | None = None):
@@ -85,17 +85,8 @@ class FcAE(_Autoencoder):
         """Images (N, 1, 28, 28) on any device → codes (N, z) on the model's device."""
         return self.code(self.encoder(x.to(self.device)))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.embed(x)
-        return self.decoder(z), z
 
-    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, _ = self(x)
-        recon = reconstruction_nats(logits, x, self.fast)
-        return {"total": recon, "recon": recon, "kl": torch.zeros_like(recon)}
-
-
-class FcVAE(_Autoencoder):
+class FcVAE(VariationalAutoencoder):
     """The fully-connected VAE: posterior N(mean, softplus(.)), z by rsample, KL to N(0, 1)."""
 
     def __init__(self, latent_dim: int = 64, beta: float = 1.0, hidden: int | None = None):
@@ -110,17 +101,3 @@ class FcVAE(_Autoencoder):
     def posterior(self, x: torch.Tensor) -> Normal:
         h = self.encoder(x.to(self.device))
         return Normal(self.mean_head(h), F.softplus(self.std_head(h)) + MIN_STD)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x).mean
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Normal]:
-        q_z = self.posterior(x)
-        return self.decoder(q_z.rsample()), q_z
-
-    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, q_z = self(x)
-        recon = reconstruction_nats(logits, x, self.fast)
-        prior = Normal(torch.zeros_like(q_z.mean), torch.ones_like(q_z.stddev))
-        kl = kl_divergence(q_z, prior).sum(1)
-        return {"total": recon + self.config.beta * kl, "recon": recon, "kl": kl}

@@ -174,7 +174,41 @@ class _Autoencoder(nn.Module):
         return {name: value.mean() for name, value in self.per_image_loss(x).items()}
 
 
-class ConvAE(_Autoencoder):
+class DeterministicAutoencoder(_Autoencoder):
+    """An AE (conv or fully-connected): a subclass gives embed(); z is that code, the loss is recon only."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.embed(x)
+        return self.decoder(z), z
+
+    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, _ = self(x)
+        recon = reconstruction_nats(logits, x, self.fast)
+        return {"total": recon, "recon": recon, "kl": torch.zeros_like(recon)}
+
+
+class VariationalAutoencoder(_Autoencoder):
+    """A VAE (conv or fully-connected): a subclass gives posterior(); z by rsample, KL to N(0, 1)."""
+
+    def posterior(self, x: torch.Tensor) -> Normal:
+        raise NotImplementedError
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x).mean
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Normal]:
+        q_z = self.posterior(x)
+        return self.decoder(q_z.rsample()), q_z
+
+    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, q_z = self(x)
+        recon = reconstruction_nats(logits, x, self.fast)
+        prior = Normal(torch.zeros_like(q_z.mean), torch.ones_like(q_z.stddev))
+        kl = kl_divergence(q_z, prior).sum(1)
+        return {"total": recon + self.config.beta * kl, "recon": recon, "kl": kl}
+
+
+class ConvAE(DeterministicAutoencoder):
     """The plain convolutional autoencoder: deterministic z."""
 
     def __init__(self, latent_dim: int = 64):
@@ -189,17 +223,8 @@ class ConvAE(_Autoencoder):
         """Images (N, 1, 28, 28) on any device → codes (N, z) on the model's device."""
         return self.head(self.conv4, self.encoder(x.to(self.device)))  # (N, z)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.embed(x)
-        return self.decoder(z), z
 
-    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, _ = self(x)
-        recon = reconstruction_nats(logits, x, self.fast)
-        return {"total": recon, "recon": recon, "kl": torch.zeros_like(recon)}
-
-
-class ConvVAE(_Autoencoder):
+class ConvVAE(VariationalAutoencoder):
     """The convolutional VAE: posterior N(mean, softplus(.)), z by rsample, KL to N(0, 1)."""
 
     def __init__(self, latent_dim: int = 64, beta: float = 1.0):
@@ -217,19 +242,6 @@ class ConvVAE(_Autoencoder):
         std = F.softplus(self.head(self.conv_std, h)) + MIN_STD  # (N, z)
         return Normal(mean, std)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.posterior(x).mean
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Normal]:
-        q_z = self.posterior(x)
-        return self.decoder(q_z.rsample()), q_z
-
-    def per_image_loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, q_z = self(x)
-        recon = reconstruction_nats(logits, x, self.fast)
-        prior = Normal(torch.zeros_like(q_z.mean), torch.ones_like(q_z.stddev))
-        kl = kl_divergence(q_z, prior).sum(1)
-        return {"total": recon + self.config.beta * kl, "recon": recon, "kl": kl}
 
 
 def build_model(kind: str, latent_dim: int, beta: float = 1.0, device: torch.device | str = "cpu") -> _Autoencoder:
