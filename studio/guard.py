@@ -12,8 +12,11 @@ the connection and Streamlit and, with the bookkeeping of vae/server/traffic.py:
   waits, standing for those before it (their button presses kept) — and other messages while the message
   buckets allow, the rest dropped. Nothing piles up: one waiting rerun per connection at most;
 - drops the messages a viewer has no business sending: `clear_cache` (it empties every visitor's cached
-  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; and NaN or infinite
-  widget values, which no widget sends;
+  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; NaN or infinite
+  widget values, which no widget sends; and widget values no widget of the session takes: of another kind than
+  its widget's (a number for a selectbox, a list for a radio, a string for a number input: Streamlit raised
+  inside the widget, a traceback in the log each time), or for a widget the session has not drawn, checked
+  against the widgets the session has registered when the rerun is handed on;
 - watches the server's replies for `script_finished`, to know how long each run took.
 
 Sizes are Streamlit's own settings (.streamlit/config.toml): uvicorn refuses a frame whose header announces
@@ -39,6 +42,7 @@ DROPPED = frozenset({"clear_cache", "set_run_on_save", "load_git_info", "debug_d
 TRIGGERS = frozenset({"trigger_value", "string_trigger_value", "chat_input_value", "json_trigger_value"})
 TRY_AGAIN_LATER = 1013  # websocket close code
 SMALL_REPLY = 512  # bytes: a script_finished message is a few bytes; bigger replies are never parsed
+SESSION_REPLY = 65_536  # bytes: the new_session message (that names the session) is a few KB
 RECHECK_S = 0.5  # a waiting rerun looks again at least this often
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,67 @@ def finished_status(data: bytes):
     except Exception:  # noqa: BLE001
         return None
     return msg.script_finished if msg.WhichOneof("type") == "script_finished" else None
+
+
+def session_id_of(data: bytes) -> str | None:
+    """The session id a new_session reply names (the first reply of every script run), else None."""
+    if len(data) > SESSION_REPLY:
+        return None
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(data)
+    except Exception:  # noqa: BLE001
+        return None
+    if msg.WhichOneof("type") != "new_session":
+        return None
+    return msg.new_session.initialize.session_id or None
+
+
+def registered_value_kinds(session_id: str | None):
+    """widget id → the kind of value (a WidgetState `value` field name) it takes, for every widget the session
+    has drawn so far ({} before its first run: nothing drawn); None when Streamlit keeps this elsewhere.
+
+    Streamlit keeps it in the session's widget metadata, which is not a public API: the hostile tests send
+    forged values to a real server, so a Streamlit that moved it fails there (and the server's log says so).
+    Read from the event loop while the script thread may register a widget: single dict reads, safe under
+    the GIL."""
+    if session_id is None:
+        return {}
+    from streamlit.runtime import Runtime
+
+    try:
+        info = Runtime.instance()._session_mgr.get_active_session_info(session_id)
+        if info is None:
+            return {}  # the session has ended: nothing of it runs again
+        metadata = info.session.session_state._new_widget_state.widget_metadata
+        return {widget_id: meta.value_type for widget_id, meta in list(metadata.items())}
+    except AttributeError as exc:
+        _warn_once(f"widget values cannot be checked against their widgets in this Streamlit ({exc})")
+        return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        log.error(text)
+
+
+def drop_unexpected(msg: BackMsg, kinds) -> int:
+    """Remove the widget values that no widget of the session takes (`kinds`: registered_value_kinds; None:
+    unknown, nothing removed): a value of another kind than its widget's, or one for a widget the session has
+    not drawn. No browser sends either (it sends values of the widgets it was shown, as they were registered);
+    a forged one raised inside Streamlit, a traceback in the log each time (a number for a selectbox: "'str'
+    object cannot be interpreted as an integer"). The widget keeps the value it had. How many were removed."""
+    if kinds is None:
+        return 0
+    widgets = msg.rerun_script.widget_states.widgets
+    bad = [w for w in widgets if (kind := w.WhichOneof("value")) is not None and kinds.get(w.id) != kind]
+    for widget in bad:
+        widgets.remove(widget)
+    return len(bad)
 
 
 def drop_non_finite(msg: BackMsg) -> int:
@@ -111,6 +176,8 @@ class WebsocketGuard:
 
         async def watched_send(message):
             data = message.get("bytes") if message["type"] == "websocket.send" else None
+            if data is not None and inbox.session_id is None:
+                inbox.session_id = session_id_of(data)
             if data is not None and (status := finished_status(data)) is not None:
                 connection.run_ended(loop.time(), restarting=status == ForwardMsg.FINISHED_EARLY_FOR_RERUN)
                 self._wake_all()  # a rerun waiting for this run to end may start now
@@ -142,6 +209,7 @@ class _Inbox:
         self.rerun: BackMsg | None = None  # the rerun waiting for its turn
         self.arrived = asyncio.Event()
         self.dropped = 0
+        self.session_id: str | None = None  # Streamlit's session of this connection, once its first run began
 
     async def read(self, receive) -> None:
         while True:
@@ -190,6 +258,8 @@ class _Inbox:
                 wait = max(self.connection.message_wait_s(now), self.connection.run_wait_s(now))
                 if wait == 0 and self.connection.may_run(now):
                     msg, self.rerun = self.rerun, None
+                    if drop_unexpected(msg, registered_value_kinds(self.session_id)):  # as registered by now
+                        self._drop("a value no widget of the session takes")
                     self.connection.message_passed(now)
                     self.connection.run_asked(now)
                     return {"type": "websocket.receive", "bytes": msg.SerializeToString()}

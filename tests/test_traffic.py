@@ -173,3 +173,23 @@ def test_streamlits_config_holds_the_message_limits():
     server = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())["server"]
     assert server["maxMessageSize"] == limits.LIMITS.message_mb
     assert server["maxWidgetStateSize"] == limits.LIMITS.widget_state_mb
+
+
+def test_the_guard_drops_widget_values_no_widget_of_the_session_takes():
+    """studio/guard.drop_unexpected: a value of another kind than its widget's, or for a widget never drawn."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    from studio.guard import drop_unexpected
+
+    msg = BackMsg()
+    widgets = msg.rerun_script.widget_states.widgets
+    widgets.add(id="pick", string_value="vae-z2.pt")
+    widgets.add(id="pick-forged", int_value=999)
+    widgets.add(id="digits").string_array_value.data.extend(["1", "7"])
+    widgets.add(id="never-drawn", string_value="x")
+    widgets.add(id="cleared")  # no value at all: a cleared widget, left for Streamlit (its default)
+    kinds = {"pick": "string_value", "pick-forged": "string_value", "digits": "string_array_value"}
+    assert drop_unexpected(msg, kinds) == 2
+    assert [w.id for w in widgets] == ["pick", "digits", "cleared"]
+    assert drop_unexpected(msg, None) == 0  # unknown (another Streamlit): nothing removed
+    assert drop_unexpected(msg, {}) == 2  # nothing drawn yet: every value goes
