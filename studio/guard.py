@@ -26,12 +26,14 @@ is over `server.maxWidgetStateSize` (the guard hands such a message straight on 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections import deque
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from vae.server import limits
 from vae.server.traffic import Refused, Traffic
@@ -106,19 +108,41 @@ def _warn_once(text: str) -> None:
         log.error(text)
 
 
-def drop_unexpected(msg: BackMsg, kinds) -> int:
+# Kinds one widget's browser side may send whatever its Python side registered: a number input sends an int_value
+# for whole numbers (registered as double_value; Streamlit then records the kind it got), and a component of
+# Streamlit's first API returns JSON, bytes or a dataframe (registered as json_value).
+KIND_FAMILY = {"int_value": "number", "double_value": "number",
+               "json_value": "component", "bytes_value": "component", "arrow_value": "component"}
+JSON_KINDS = frozenset({"json_value", "json_trigger_value"})
+
+
+def is_json(text: str) -> bool:
+    """Whether Streamlit can parse it (json.loads of a forged "[999" raised inside Streamlit)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def drop_unexpected(msg: BackMsg, kinds) -> list[WidgetState]:
     """Remove the widget values that no widget of the session takes (`kinds`: registered_value_kinds; None:
-    unknown, nothing removed): a value of another kind than its widget's, or one for a widget the session has
-    not drawn. No browser sends either (it sends values of the widgets it was shown, as they were registered);
-    a forged one raised inside Streamlit, a traceback in the log each time (a number for a selectbox: "'str'
-    object cannot be interpreted as an integer"). The widget keeps the value it had. How many were removed."""
+    unknown, nothing removed): a value of another kind than its widget's (KIND_FAMILY), one for a widget the
+    session has not drawn, or JSON that does not parse. No browser sends these (it sends values of the widgets
+    it was shown); a forged one raised inside Streamlit, a traceback in the log each time (a number for a
+    selectbox: "'str' object cannot be interpreted as an integer"). The widget keeps the value it had.
+    The values removed."""
     if kinds is None:
-        return 0
+        return []
     widgets = msg.rerun_script.widget_states.widgets
-    bad = [w for w in widgets if (kind := w.WhichOneof("value")) is not None and kinds.get(w.id) != kind]
-    for widget in bad:
+    bad = [w for w in widgets if (kind := w.WhichOneof("value")) is not None
+           and (KIND_FAMILY.get(kinds.get(w.id), kinds.get(w.id)) != KIND_FAMILY.get(kind, kind)
+                or (kind in JSON_KINDS and not is_json(getattr(w, kind))))]
+    removed = [WidgetState() for _ in bad]
+    for copy, widget in zip(removed, bad):
+        copy.CopyFrom(widget)
         widgets.remove(widget)
-    return len(bad)
+    return removed
 
 
 def drop_non_finite(msg: BackMsg) -> int:
@@ -258,8 +282,10 @@ class _Inbox:
                 wait = max(self.connection.message_wait_s(now), self.connection.run_wait_s(now))
                 if wait == 0 and self.connection.may_run(now):
                     msg, self.rerun = self.rerun, None
-                    if drop_unexpected(msg, registered_value_kinds(self.session_id)):  # as registered by now
-                        self._drop("a value no widget of the session takes")
+                    kinds = registered_value_kinds(self.session_id)  # as registered by now
+                    for widget in drop_unexpected(msg, kinds):
+                        self._drop(f"a {widget.WhichOneof('value')} for {widget.id}, which takes "
+                                   f"{(kinds or {}).get(widget.id, 'nothing: not drawn in this session')}")
                     self.connection.message_passed(now)
                     self.connection.run_asked(now)
                     return {"type": "websocket.receive", "bytes": msg.SerializeToString()}

@@ -188,8 +188,12 @@ def test_the_guard_drops_widget_values_no_widget_of_the_session_takes():
     widgets.add(id="digits").string_array_value.data.extend(["1", "7"])
     widgets.add(id="never-drawn", string_value="x")
     widgets.add(id="cleared")  # no value at all: a cleared widget, left for Streamlit (its default)
-    kinds = {"pick": "string_value", "pick-forged": "string_value", "digits": "string_array_value"}
-    assert drop_unexpected(msg, kinds) == 2
-    assert [w.id for w in widgets] == ["pick", "digits", "cleared"]
-    assert drop_unexpected(msg, None) == 0  # unknown (another Streamlit): nothing removed
-    assert drop_unexpected(msg, {}) == 2  # nothing drawn yet: every value goes
+    widgets.add(id="epochs", int_value=3)  # a number input sends whole numbers as int_value
+    widgets.add(id="canvas", json_value='{"raw": null}')
+    widgets.add(id="canvas-forged", json_value="[999")
+    kinds = {"pick": "string_value", "pick-forged": "string_value", "digits": "string_array_value",
+             "epochs": "double_value", "canvas": "json_value", "canvas-forged": "json_value"}
+    assert [w.id for w in drop_unexpected(msg, kinds)] == ["pick-forged", "never-drawn", "canvas-forged"]
+    assert [w.id for w in widgets] == ["pick", "digits", "cleared", "epochs", "canvas"]
+    assert drop_unexpected(msg, None) == []  # unknown (another Streamlit): nothing removed
+    assert len(drop_unexpected(msg, {})) == 4  # nothing drawn yet: every value goes
