@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import threading
@@ -212,43 +213,46 @@ def report(sessions: list[Session], peak_kb: int) -> dict:
 
 # --- flood mode -------------------------------------------------------------------------------------------
 
-FLOOD_SOURCE = "127.0.0.2"  # the flooding client's address: any 127.x reaches the server, and counts apart
+FLOOD_SOURCES = (f"127.0.0.{i}" for i in range(2, 255))  # any 127.x reaches the server, and counts apart
 
 
 class Flooder(threading.Thread):
-    """A plain websocket client asking for a rerun of `page` `rate` times a second, reading every reply."""
+    """A plain websocket client from an address of its own (`FLOOD_SOURCES`, a fresh one each: a full burst of
+    credit) asking for a rerun of `page` `rate` times a second, reading every reply. It connects and finishes
+    its own first visit when made (an ordinary visit, not timed against anyone); `start()` starts the flood."""
 
     def __init__(self, url: str, rate: float, page: str = ""):
         super().__init__(daemon=True)
-        self.url, self.rate, self.page = url, rate, page
+        self.rate, self.source = rate, next(FLOOD_SOURCES)
+        self.client = StreamlitClient(url, page=page, source=self.source)
+        self.client.run(STEP_TIMEOUT_S)
         self.sent = self.finished = 0
         self.failure: str | None = None
         self._halt = threading.Event()
 
     def run(self) -> None:
         try:
-            client = StreamlitClient(self.url, page=self.page, source=FLOOD_SOURCE)
-            client.run(STEP_TIMEOUT_S)
             due = time.monotonic()
             while not self._halt.is_set():
-                client.send_rerun()
+                self.client.send_rerun()
                 self.sent += 1
                 due += 1 / self.rate
                 while (left := due - time.monotonic()) > 0:
-                    client.receive(min(left, 0.05))
-                self.finished = len(client.finished_statuses)
-            client.close()
+                    self.client.receive(min(left, 0.05))
+                self.finished = len(self.client.finished_statuses) - 1
         except Exception as exc:  # noqa: BLE001 - reported with the results
             self.failure = f"{type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         self._halt.set()
         self.join(10)
+        self.client.close()
 
 
 def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, page: str) -> dict:
-    """Another visitor's first visit (a fresh browser context opening /, until idle) with no flood, in the flood's
-    first seconds, and once it has gone on for `warmup_s`; medians, and the server's CPU meanwhile."""
+    """Another visitor's first visit (a fresh browser context opening /, until idle) with no flood; in the flood's
+    first seconds (a fresh flooder for each visit, its burst of credit unspent: the flood and the visit start
+    together); and once a flood has gone on for `warmup_s`. Medians, and the server's CPU meanwhile."""
     from first_visit import TIMEOUT_S
     from first_visit import visit as first_visit
     from playwright.sync_api import sync_playwright
@@ -261,15 +265,25 @@ def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, pa
             return TIMEOUT_S, TIMEOUT_S
 
     times: dict[str, list[float]] = {"no flood": [], "flood's first seconds": [], "flood going on": []}
+    flooders = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         visit(browser, url)  # the server's own first visit: caches filled, as for any later visitor
         for _ in range(visits):
             times["no flood"].append(visit(browser, url)[1])
+        cpu_first = 0.0
+        for _ in range(visits):
+            flooder = Flooder(url, rate, page)
+            cpu_before, started = cpu_seconds(pid), time.monotonic()
+            flooder.start()
+            times["flood's first seconds"].append(visit(browser, url)[1])
+            cpu_first += (cpu_seconds(pid) - cpu_before) / (time.monotonic() - started) / visits
+            flooder.stop()
+            flooders.append(flooder)
+            time.sleep(2)  # its last runs end
         flooder = Flooder(url, rate, page)
-        cpu_before, started = cpu_seconds(pid), time.monotonic()
+        started = time.monotonic()
         flooder.start()
-        times["flood's first seconds"].append(visit(browser, url)[1])
         while time.monotonic() - started < warmup_s:
             time.sleep(0.5)
         cpu_warm, warm_at = cpu_seconds(pid), time.monotonic()
@@ -277,20 +291,26 @@ def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, pa
             times["flood going on"].append(visit(browser, url)[1])
         cpu_end, ended = cpu_seconds(pid), time.monotonic()
         flooder.stop()
+        flooders.append(flooder)
         browser.close()
     base = statistics.median(times["no flood"])
     summary = {name: {"median_s": round(statistics.median(t), 2), "all_s": [round(x, 2) for x in t],
-                      "ratio": round(statistics.median(t) / base, 2)} for name, t in times.items()}
-    summary["flooder"] = {"rate": rate, "page": page or "home", "sent": flooder.sent, "runs_ended": flooder.finished,
-                          "failure": flooder.failure}
-    summary["server_cpu_cores"] = {"first_seconds": round((cpu_warm - cpu_before) / (warm_at - started), 2),
+                      "ratio": round(statistics.median(t) / base, 2), "worst_ratio": round(max(t) / base, 2)}
+               for name, t in times.items()}
+    summary["flooders"] = [{"rate": rate, "page": page or "home", "source": f.source, "sent": f.sent,
+                            "runs_ended": f.finished, "failure": f.failure} for f in flooders]
+    summary["server_cpu_cores"] = {"first_seconds": round(cpu_first, 2),
                                    "going_on": round((cpu_end - cpu_warm) / (ended - warm_at), 2)}
+    summary["load_average"] = round(os.getloadavg()[0], 1)
     for name, t in times.items():
         print(f"{name:>22}: first visit idle after {summary[name]['median_s']:.1f} s (median of {len(t)}: "
-              f"{', '.join(f'{x:.1f}' for x in t)}) = {summary[name]['ratio']:.2f}× no flood")
-    print(f"flooder at {rate:g} msgs/s on {page or 'home'}: {flooder.sent} sent, {flooder.finished} runs ended"
-          f"{'; ' + flooder.failure if flooder.failure else ''}; server CPU {summary['server_cpu_cores']['first_seconds']}"
-          f" cores in its first {warmup_s:g} s, {summary['server_cpu_cores']['going_on']} after")
+              f"{', '.join(f'{x:.1f}' for x in t)}) = {summary[name]['ratio']:.2f}× no flood, "
+              f"worst {summary[name]['worst_ratio']:.2f}×")
+    for f in flooders:
+        print(f"flooder {f.source} at {rate:g} msgs/s on {page or 'home'}: {f.sent} sent, {f.finished} runs ended"
+              f"{'; ' + f.failure if f.failure else ''}")
+    print(f"server CPU: {summary['server_cpu_cores']['first_seconds']} cores in the flood's first seconds, "
+          f"{summary['server_cpu_cores']['going_on']} after {warmup_s:g} s; load average {summary['load_average']}")
     return summary
 
 
@@ -410,7 +430,7 @@ def main(argv=None) -> int:
     if args.flood is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         with running_app(repo, "load-test-flood-server.log", args.port) as (url, process):
-            print(f"server {url} (repo {repo}); flood at {args.flood:g} msgs/s from {FLOOD_SOURCE}")
+            print(f"server {url} (repo {repo}); flood at {args.flood:g} msgs/s, each flooder from an address of its own")
             result = flood_test(url, process.pid, args.flood, args.visits, args.warmup, args.flood_page)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
