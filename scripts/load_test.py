@@ -1,7 +1,7 @@
 """Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment; or one flooding
 client (--flood); or two big trainings watched from open tabs (--jobs).
 
-    python scripts/load_test.py --sessions 5 [--port P] [--repo PATH] [--json out.json]
+    python scripts/load_test.py --sessions 5 [--profile] [--port P] [--repo PATH] [--json out.json]
     python scripts/load_test.py --flood 20 [--visits 3] [--warmup 30] [--repo PATH]
     python scripts/load_test.py --jobs [--visits 3] [--window 30] [--repo PATH]
 
@@ -9,7 +9,9 @@ Starts its own server (cwd = --repo, MNIST_ROOT passed through, default <repo>/.
 headless chromium with N contexts. Each session opens /draw, picks Input → "Test digit", a synthetic flaw,
 waits for the anomaly score, then opens "Latent space". Errors on screen (stException, st.error) and the
 text "ImportError" are recorded at every step. The server's RSS (its process and children) is sampled every
-0.2 s. Exit status 1 if any session did not complete or saw an error. Not a pytest test.
+0.2 s. CPU seconds per session: the server's (its process, from /proc) and the browsers' (every other process
+this script started: chromium and Playwright's driver); with --profile, py-spy samples the server and the
+script says where its CPU went. Exit status 1 if any session did not complete or saw an error. Not a pytest test.
 """
 from __future__ import annotations
 
@@ -91,6 +93,108 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of one process (not its children), or None once it is gone."""
+    try:
+        return cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                out += children
+                todo += children
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+class BrowserCpu(threading.Thread):
+    """CPU seconds of every process this load test started other than the server (Playwright's driver, chromium
+    and its renderers and GPU/utility processes), sampled every 0.25 s: a process that exits keeps its last
+    sample (at most 0.25 s of it is missed)."""
+
+    def __init__(self, server_pid: int, every_s: float = 0.25):
+        super().__init__(daemon=True)
+        self.server_pid, self.every_s = server_pid, every_s
+        self.last: dict[int, float] = {}
+        self._halt = threading.Event()
+        self.base = self._sample()
+
+    def _sample(self) -> dict[int, float]:
+        skip = {self.server_pid, *descendants(self.server_pid)}
+        return {p: c for p in descendants(os.getpid()) if p not in skip and (c := process_cpu_s(p)) is not None}
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.last.update(self._sample())
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds used since it was made."""
+        self._halt.set()
+        self.join()
+        self.last.update(self._sample())
+        return sum(c - self.base.get(p, 0.0) for p, c in self.last.items())
+
+
+class ServerProfile:
+    """py-spy sampling the server process (every thread that is not idle) while the sessions run; `top()` says
+    where its CPU went: by the innermost function of this repo on the stack, and by area."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 100):
+        import shutil
+        import subprocess
+
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        self.out = out
+        self.process = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                                         "--output", str(out), "--nonblocking", "--threads"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(60)
+
+    def top(self, repo: Path, n: int = 15) -> dict:
+        """Samples by the innermost frame of this repo's code (pages/, studio/, vae/, app.py) and by area."""
+        from collections import Counter
+
+        ours, areas, total = Counter(), Counter(), 0
+        for line in self.out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            count = int(count)
+            total += count
+            frames = stack.split(";")
+            mine = [f for f in frames if str(repo) in f and "/tests/" not in f and "/scripts/" not in f]
+            if mine:
+                ours[_short(mine[-1], repo)] += count
+                areas["the app's script runs"] += count
+            elif any("scriptrunner" in f for f in frames):
+                areas["script runs, in Streamlit (widgets, session state, before/after the page)"] += count
+            elif any("studio/guard.py" in f for f in frames):
+                areas["the websocket guard"] += count
+            else:
+                areas["the server, other (event loop, websocket, protobuf, static files)"] += count
+        return {"samples": total, "areas": areas.most_common(), "innermost_app_function": ours.most_common(n)}
+
+
+def _short(frame: str, repo: Path) -> str:
+    return frame.replace(str(repo) + "/", "")
 
 
 async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
@@ -402,6 +506,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flood-page", default="", help="the page the flooder reruns (default: home)")
     parser.add_argument("--visits", type=int, default=3, help="flood mode: first visits timed in each phase")
     parser.add_argument("--warmup", type=float, default=30.0, help="flood mode: seconds of flood before timing")
+    parser.add_argument("--profile", action="store_true",
+                        help="sessions mode: sample the server with py-spy and say where its CPU went")
     parser.add_argument("--jobs", action="store_true",
                         help="two big trainings whose owners' tabs stay open; other visitors' first visits timed")
     parser.add_argument("--window", type=float, default=30.0, help="jobs mode: seconds of CPU measured per phase")
@@ -438,12 +544,35 @@ def main(argv=None) -> int:
     with running_app(repo, "load-test-server.log", args.port) as (url, process):
         sampler = RssSampler(process.pid)
         sampler.start()
+        browsers = BrowserCpu(process.pid)
+        browsers.start()
+        profile = ServerProfile(process.pid, ARTIFACTS / "load-test-profile.txt") if args.profile else None
+        server_before = cpu_seconds(process.pid)
         try:
             print(f"server {url} (repo {repo}); {args.sessions} sessions open /draw at once")
             sessions = asyncio.run(run_sessions(url, args.sessions))
         finally:
+            server_cpu = cpu_seconds(process.pid) - server_before
+            browser_cpu = browsers.stop()
+            if profile:
+                profile.stop()
             sampler.stop()
     result = report(sessions, sampler.peak_kb)
+    n = len(sessions)
+    result["cpu_s_per_session"] = {"server": round(server_cpu / n, 2), "browsers": round(browser_cpu / n, 2),
+                                   "load_average": round(os.getloadavg()[0], 1)}
+    print(f"CPU seconds per session: server {server_cpu / n:.2f}, browsers (chromium, Playwright) {browser_cpu / n:.2f}"
+          f"; load average {os.getloadavg()[0]:.1f}")
+    if profile:
+        result["server_profile"] = top = profile.top(repo)
+        total = max(1, top["samples"])
+        print(f"where the server's CPU went ({top['samples']} samples of busy threads, py-spy; "
+              f"raw stacks in {profile.out}):")
+        for area, count in top["areas"]:
+            print(f"  {100 * count / total:5.1f} %  {area}")
+        print("  by the innermost function of this repo on the stack:")
+        for frame, count in top["innermost_app_function"]:
+            print(f"  {100 * count / total:5.1f} %  {frame}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if all(s.completed and not s.errors for s in sessions) else 1
