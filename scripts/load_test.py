@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import threading
@@ -146,6 +147,9 @@ class BrowserCpu(threading.Thread):
         return sum(c - self.base.get(p, 0.0) for p, c in self.last.items())
 
 
+WAITING = frozenset({"_hold_compute_lock", "acquire", "wait", "_wait_for_tstate_lock", "sleep", "select", "poll"})
+
+
 class ServerProfile:
     """py-spy sampling the server process (every thread that is not idle) while the sessions run; `top()` says
     where its CPU went: by the innermost function of this repo on the stack, and by area."""
@@ -172,17 +176,28 @@ class ServerProfile:
         """Samples by the innermost frame of this repo's code (pages/, studio/, vae/, app.py) and by area."""
         from collections import Counter
 
+        # py-spy names a file by its path under the sys.path entry it was found from: a page by its bare name
+        files = {f"{p.parent.name}/{p.name}": f"{p.parent.name}/{p.name}" for d in ("studio", "vae", "vae/server")
+                 for p in (repo / d).glob("*.py")}
+        files.update({p.name: f"pages/{p.name}" for p in (repo / "pages").glob("*.py")})
+        files.update({f"pages/{p.name}": f"pages/{p.name}" for p in (repo / "pages").glob("*.py")})
         ours, areas, total = Counter(), Counter(), 0
-        for line in self.out.read_text().splitlines():
+        for line in self.out.read_text(errors="replace").splitlines():
             stack, _, count = line.rpartition(" ")
             if not count.isdigit():
                 continue
             count = int(count)
-            total += count
             frames = stack.split(";")
-            mine = [f for f in frames if str(repo) in f and "/tests/" not in f and "/scripts/" not in f]
+            if frames[-1].split(" (")[0] in WAITING:  # a thread waiting its turn (py-spy counts some as busy)
+                areas["waiting (locks, sleeps): not CPU, left out of the shares"] += count
+                continue
+            total += count
+            mine = [(m.group(1), files[name]) for f in frames
+                    if (m := re.search(r"^(.*) \((.*):(\d+)\)$", f)) and (name := m.group(2).replace(str(repo) + "/", ""))
+                    in files and files[name]]
             if mine:
-                ours[_short(mine[-1], repo)] += count
+                function, file = mine[-1]
+                ours[f"{file}: {function}"] += count
                 areas["the app's script runs"] += count
             elif any("scriptrunner" in f for f in frames):
                 areas["script runs, in Streamlit (widgets, session state, before/after the page)"] += count
@@ -191,10 +206,6 @@ class ServerProfile:
             else:
                 areas["the server, other (event loop, websocket, protobuf, static files)"] += count
         return {"samples": total, "areas": areas.most_common(), "innermost_app_function": ours.most_common(n)}
-
-
-def _short(frame: str, repo: Path) -> str:
-    return frame.replace(str(repo) + "/", "")
 
 
 async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
