@@ -1,7 +1,7 @@
 """Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment; or one flooding
 client (--flood); or two big trainings watched from open tabs (--jobs).
 
-    python scripts/load_test.py --sessions 5 [--profile] [--port P] [--repo PATH] [--json out.json]
+    python scripts/load_test.py --sessions 5 [--warm] [--profile] [--port P] [--repo PATH] [--json out.json]
     python scripts/load_test.py --flood 20 [--visits 3] [--warmup 30] [--repo PATH]
     python scripts/load_test.py --jobs [--visits 3] [--window 30] [--repo PATH]
 
@@ -517,6 +517,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flood-page", default="", help="the page the flooder reruns (default: home)")
     parser.add_argument("--visits", type=int, default=3, help="flood mode: first visits timed in each phase")
     parser.add_argument("--warmup", type=float, default=30.0, help="flood mode: seconds of flood before timing")
+    parser.add_argument("--warm", action="store_true",
+                        help="sessions mode: one session first, not counted (the server's once-per-model work done)")
     parser.add_argument("--profile", action="store_true",
                         help="sessions mode: sample the server with py-spy and say where its CPU went")
     parser.add_argument("--jobs", action="store_true",
@@ -553,6 +555,8 @@ def main(argv=None) -> int:
             args.json.write_text(json.dumps(result, indent=2))
         return 0
     with running_app(repo, "load-test-server.log", args.port) as (url, process):
+        if args.warm:  # one session first, untimed: what the server computes once (models, fits) is done
+            print(f"server {url}: a first session warms it: {asyncio.run(run_sessions(url, 1))[0].failure or 'done'}")
         sampler = RssSampler(process.pid)
         sampler.start()
         browsers = BrowserCpu(process.pid)
