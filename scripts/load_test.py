@@ -148,6 +148,8 @@ class BrowserCpu(threading.Thread):
 
 
 WAITING = frozenset({"_hold_compute_lock", "acquire", "wait", "_wait_for_tstate_lock", "sleep", "select", "poll"})
+# Leaf frames that sit in a C call that waits (time.sleep, queue.get), which --nonblocking py-spy counts as busy
+WAITING_AT = ("(streamlit/watcher/polling_path_watcher.py:90)", "(concurrent/futures/thread.py:81)")
 
 
 class ServerProfile:
@@ -188,21 +190,25 @@ class ServerProfile:
                 continue
             count = int(count)
             frames = stack.split(";")
-            if frames[-1].split(" (")[0] in WAITING:  # a thread waiting its turn (py-spy counts some as busy)
+            if frames[-1].split(" (")[0] in WAITING or frames[-1].endswith(WAITING_AT):  # waiting, not working
                 areas["waiting (locks, sleeps): not CPU, left out of the shares"] += count
                 continue
             total += count
-            mine = [(m.group(1), files[name]) for f in frames
+            mine = [(m.group(1), files[name], i) for i, f in enumerate(frames)
                     if (m := re.search(r"^(.*) \((.*):(\d+)\)$", f)) and (name := m.group(2).replace(str(repo) + "/", ""))
                     in files and files[name]]
-            if mine:
-                function, file = mine[-1]
+            # The guard wraps Streamlit's whole websocket handler: below its frame, Streamlit's work is the server's
+            if mine and mine[-1][1] == "studio/guard.py" and any("streamlit/" in f for f in frames[mine[-1][2] + 1:]):
+                mine = []
+            if mine and mine[-1][1] == "studio/guard.py":
+                ours[f"studio/guard.py: {mine[-1][0]}"] += count
+                areas["the websocket guard"] += count
+            elif mine:
+                function, file, _ = mine[-1]
                 ours[f"{file}: {function}"] += count
                 areas["the app's script runs"] += count
             elif any("scriptrunner" in f for f in frames):
                 areas["script runs, in Streamlit (widgets, session state, before/after the page)"] += count
-            elif any("studio/guard.py" in f for f in frames):
-                areas["the websocket guard"] += count
             else:
                 areas["the server, other (event loop, websocket, protobuf, static files)"] += count
         return {"samples": total, "areas": areas.most_common(), "innermost_app_function": ours.most_common(n)}
