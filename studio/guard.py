@@ -76,6 +76,16 @@ def session_id_of(data: bytes) -> str | None:
     return msg.new_session.initialize.session_id or None
 
 
+def claimed_session(scope) -> str | None:
+    """The session a reconnecting browser asks for: the third entry of its Sec-WebSocket-Protocol header (Streamlit
+    reuses that header for it). Used only until the server's first reply names the session it really got."""
+    for name, value in scope.get("headers") or ():
+        if name == b"sec-websocket-protocol":
+            entries = [e.strip() for e in value.decode("latin-1").split(",")]
+            return entries[2] if len(entries) >= 3 and entries[2] else None
+    return None
+
+
 def registered_value_kinds(session_id: str | None):
     """widget id → the kind of value (a WidgetState `value` field name) it takes, for every widget the session
     has drawn so far ({} before its first run: nothing drawn); None when Streamlit keeps this elsewhere.
@@ -195,13 +205,14 @@ class WebsocketGuard:
             await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
             return
         inbox = _Inbox(connection, loop)
+        inbox.session_id = claimed_session(scope)  # a reconnecting browser's, until the server's reply names it
         self.inboxes.add(inbox)
         reader = asyncio.create_task(inbox.read(receive))
 
         async def watched_send(message):
             data = message.get("bytes") if message["type"] == "websocket.send" else None
-            if data is not None and inbox.session_id is None:
-                inbox.session_id = session_id_of(data)
+            if data is not None and not inbox.session_named and (named := session_id_of(data)) is not None:
+                inbox.session_id, inbox.session_named = named, True
             if data is not None and (status := finished_status(data)) is not None:
                 connection.run_ended(loop.time(), restarting=status == ForwardMsg.FINISHED_EARLY_FOR_RERUN)
                 self._wake_all()  # a rerun waiting for this run to end may start now
@@ -234,6 +245,7 @@ class _Inbox:
         self.arrived = asyncio.Event()
         self.dropped = 0
         self.session_id: str | None = None  # Streamlit's session of this connection, once its first run began
+        self.session_named = False  # whether the server has named it (a new_session reply)
 
     async def read(self, receive) -> None:
         while True:

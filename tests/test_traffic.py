@@ -235,3 +235,15 @@ def test_quick_clicking_never_waits_alone_or_beside_another_quick_clicker():
                 connection.run_ended(now, restarting=True)
             connection.run_asked(now)
             ends[i] = now + 0.5
+
+
+def test_the_guard_reads_the_session_a_reconnecting_browser_asks_for():
+    from studio.guard import claimed_session
+
+    def scope(header):
+        return {"headers": [(b"host", b"x"), (b"sec-websocket-protocol", header)]}
+
+    assert claimed_session(scope(b"streamlit, xsrf-token, 5f0c-session")) == "5f0c-session"
+    assert claimed_session(scope(b"streamlit, xsrf-token")) is None  # a first visit
+    assert claimed_session(scope(b"streamlit, , ")) is None
+    assert claimed_session({"headers": []}) is None
