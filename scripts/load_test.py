@@ -1,7 +1,7 @@
 """Load test: N first visitors open /draw on a fresh `streamlit run app.py` at the same moment; or one flooding
 client (--flood); or two big trainings watched from open tabs (--jobs).
 
-    python scripts/load_test.py --sessions 5 [--port P] [--repo PATH] [--json out.json]
+    python scripts/load_test.py --sessions 5 [--warm] [--profile] [--port P] [--repo PATH] [--json out.json]
     python scripts/load_test.py --flood 20 [--visits 3] [--warmup 30] [--repo PATH]
     python scripts/load_test.py --jobs [--visits 3] [--window 30] [--repo PATH]
 
@@ -9,13 +9,17 @@ Starts its own server (cwd = --repo, MNIST_ROOT passed through, default <repo>/.
 headless chromium with N contexts. Each session opens /draw, picks Input → "Test digit", a synthetic flaw,
 waits for the anomaly score, then opens "Latent space". Errors on screen (stException, st.error) and the
 text "ImportError" are recorded at every step. The server's RSS (its process and children) is sampled every
-0.2 s. Exit status 1 if any session did not complete or saw an error. Not a pytest test.
+0.2 s. CPU seconds per session: the server's (its process, from /proc) and the browsers' (every other process
+this script started: chromium and Playwright's driver); with --profile, py-spy samples the server and the
+script says where its CPU went. Exit status 1 if any session did not complete or saw an error. Not a pytest test.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import re
 import statistics
 import sys
 import threading
@@ -90,6 +94,124 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of one process (not its children), or None once it is gone."""
+    try:
+        return cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = [int(c) for c in (task / "children").read_text().split()]
+                out += children
+                todo += children
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+class BrowserCpu(threading.Thread):
+    """CPU seconds of every process this load test started other than the server (Playwright's driver, chromium
+    and its renderers and GPU/utility processes), sampled every 0.25 s: a process that exits keeps its last
+    sample (at most 0.25 s of it is missed)."""
+
+    def __init__(self, server_pid: int, every_s: float = 0.25):
+        super().__init__(daemon=True)
+        self.server_pid, self.every_s = server_pid, every_s
+        self.last: dict[int, float] = {}
+        self._halt = threading.Event()
+        self.base = self._sample()
+
+    def _sample(self) -> dict[int, float]:
+        skip = {self.server_pid, *descendants(self.server_pid)}
+        return {p: c for p in descendants(os.getpid()) if p not in skip and (c := process_cpu_s(p)) is not None}
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.last.update(self._sample())
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds used since it was made."""
+        self._halt.set()
+        self.join()
+        self.last.update(self._sample())
+        return sum(c - self.base.get(p, 0.0) for p, c in self.last.items())
+
+
+WAITING = frozenset({"_hold_compute_lock", "acquire", "wait", "_wait_for_tstate_lock", "sleep", "select", "poll"})
+# Leaf frames that sit in a C call that waits (time.sleep, queue.get), which --nonblocking py-spy counts as busy
+WAITING_AT = ("(streamlit/watcher/polling_path_watcher.py:90)", "(concurrent/futures/thread.py:81)")
+
+
+class ServerProfile:
+    """py-spy sampling the server process (every thread that is not idle) while the sessions run; `top()` says
+    where its CPU went: by the innermost function of this repo on the stack, and by area."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 100):
+        import shutil
+        import subprocess
+
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        self.out = out
+        self.process = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                                         "--output", str(out), "--nonblocking", "--threads"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        import signal
+
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(60)
+
+    def top(self, repo: Path, n: int = 15) -> dict:
+        """Samples by the innermost frame of this repo's code (pages/, studio/, vae/, app.py) and by area."""
+        from collections import Counter
+
+        # py-spy names a file by its path under the sys.path entry it was found from: a page by its bare name
+        files = {f"{p.parent.name}/{p.name}": f"{p.parent.name}/{p.name}" for d in ("studio", "vae", "vae/server")
+                 for p in (repo / d).glob("*.py")}
+        files.update({p.name: f"pages/{p.name}" for p in (repo / "pages").glob("*.py")})
+        files.update({f"pages/{p.name}": f"pages/{p.name}" for p in (repo / "pages").glob("*.py")})
+        ours, areas, total = Counter(), Counter(), 0
+        for line in self.out.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            count = int(count)
+            frames = stack.split(";")
+            if frames[-1].split(" (")[0] in WAITING or frames[-1].endswith(WAITING_AT):  # waiting, not working
+                areas["waiting (locks, sleeps): not CPU, left out of the shares"] += count
+                continue
+            total += count
+            mine = [(m.group(1), files[name], i) for i, f in enumerate(frames)
+                    if (m := re.search(r"^(.*) \((.*):(\d+)\)$", f)) and (name := m.group(2).replace(str(repo) + "/", ""))
+                    in files and files[name]]
+            # The guard wraps Streamlit's whole websocket handler: below its frame, Streamlit's work is the server's
+            if mine and mine[-1][1] == "studio/guard.py" and any("streamlit/" in f for f in frames[mine[-1][2] + 1:]):
+                mine = []
+            if mine and mine[-1][1] == "studio/guard.py":
+                ours[f"studio/guard.py: {mine[-1][0]}"] += count
+                areas["the websocket guard"] += count
+            elif mine:
+                function, file, _ = mine[-1]
+                ours[f"{file}: {function}"] += count
+                areas["the app's script runs"] += count
+            elif any("scriptrunner" in f for f in frames):
+                areas["script runs, in Streamlit (widgets, session state, before/after the page)"] += count
+            else:
+                areas["the server, other (event loop, websocket, protobuf, static files)"] += count
+        return {"samples": total, "areas": areas.most_common(), "innermost_app_function": ours.most_common(n)}
 
 
 async def wait_until_idle(page, timeout_s: float = STEP_TIMEOUT_S) -> None:
@@ -212,43 +334,46 @@ def report(sessions: list[Session], peak_kb: int) -> dict:
 
 # --- flood mode -------------------------------------------------------------------------------------------
 
-FLOOD_SOURCE = "127.0.0.2"  # the flooding client's address: any 127.x reaches the server, and counts apart
+FLOOD_SOURCES = (f"127.0.0.{i}" for i in range(2, 255))  # any 127.x reaches the server, and counts apart
 
 
 class Flooder(threading.Thread):
-    """A plain websocket client asking for a rerun of `page` `rate` times a second, reading every reply."""
+    """A plain websocket client from an address of its own (`FLOOD_SOURCES`, a fresh one each: a full burst of
+    credit) asking for a rerun of `page` `rate` times a second, reading every reply. It connects and finishes
+    its own first visit when made (an ordinary visit, not timed against anyone); `start()` starts the flood."""
 
     def __init__(self, url: str, rate: float, page: str = ""):
         super().__init__(daemon=True)
-        self.url, self.rate, self.page = url, rate, page
+        self.rate, self.source = rate, next(FLOOD_SOURCES)
+        self.client = StreamlitClient(url, page=page, source=self.source)
+        self.client.run(STEP_TIMEOUT_S)
         self.sent = self.finished = 0
         self.failure: str | None = None
         self._halt = threading.Event()
 
     def run(self) -> None:
         try:
-            client = StreamlitClient(self.url, page=self.page, source=FLOOD_SOURCE)
-            client.run(STEP_TIMEOUT_S)
             due = time.monotonic()
             while not self._halt.is_set():
-                client.send_rerun()
+                self.client.send_rerun()
                 self.sent += 1
                 due += 1 / self.rate
                 while (left := due - time.monotonic()) > 0:
-                    client.receive(min(left, 0.05))
-                self.finished = len(client.finished_statuses)
-            client.close()
+                    self.client.receive(min(left, 0.05))
+                self.finished = len(self.client.finished_statuses) - 1
         except Exception as exc:  # noqa: BLE001 - reported with the results
             self.failure = f"{type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         self._halt.set()
         self.join(10)
+        self.client.close()
 
 
 def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, page: str) -> dict:
-    """Another visitor's first visit (a fresh browser context opening /, until idle) with no flood, in the flood's
-    first seconds, and once it has gone on for `warmup_s`; medians, and the server's CPU meanwhile."""
+    """Another visitor's first visit (a fresh browser context opening /, until idle) with no flood; in the flood's
+    first seconds (a fresh flooder for each visit, its burst of credit unspent: the flood and the visit start
+    together); and once a flood has gone on for `warmup_s`. Medians, and the server's CPU meanwhile."""
     from first_visit import TIMEOUT_S
     from first_visit import visit as first_visit
     from playwright.sync_api import sync_playwright
@@ -261,15 +386,25 @@ def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, pa
             return TIMEOUT_S, TIMEOUT_S
 
     times: dict[str, list[float]] = {"no flood": [], "flood's first seconds": [], "flood going on": []}
+    flooders = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         visit(browser, url)  # the server's own first visit: caches filled, as for any later visitor
         for _ in range(visits):
             times["no flood"].append(visit(browser, url)[1])
+        cpu_first = 0.0
+        for _ in range(visits):
+            flooder = Flooder(url, rate, page)
+            cpu_before, started = cpu_seconds(pid), time.monotonic()
+            flooder.start()
+            times["flood's first seconds"].append(visit(browser, url)[1])
+            cpu_first += (cpu_seconds(pid) - cpu_before) / (time.monotonic() - started) / visits
+            flooder.stop()
+            flooders.append(flooder)
+            time.sleep(2)  # its last runs end
         flooder = Flooder(url, rate, page)
-        cpu_before, started = cpu_seconds(pid), time.monotonic()
+        started = time.monotonic()
         flooder.start()
-        times["flood's first seconds"].append(visit(browser, url)[1])
         while time.monotonic() - started < warmup_s:
             time.sleep(0.5)
         cpu_warm, warm_at = cpu_seconds(pid), time.monotonic()
@@ -277,20 +412,26 @@ def flood_test(url: str, pid: int, rate: float, visits: int, warmup_s: float, pa
             times["flood going on"].append(visit(browser, url)[1])
         cpu_end, ended = cpu_seconds(pid), time.monotonic()
         flooder.stop()
+        flooders.append(flooder)
         browser.close()
     base = statistics.median(times["no flood"])
     summary = {name: {"median_s": round(statistics.median(t), 2), "all_s": [round(x, 2) for x in t],
-                      "ratio": round(statistics.median(t) / base, 2)} for name, t in times.items()}
-    summary["flooder"] = {"rate": rate, "page": page or "home", "sent": flooder.sent, "runs_ended": flooder.finished,
-                          "failure": flooder.failure}
-    summary["server_cpu_cores"] = {"first_seconds": round((cpu_warm - cpu_before) / (warm_at - started), 2),
+                      "ratio": round(statistics.median(t) / base, 2), "worst_ratio": round(max(t) / base, 2)}
+               for name, t in times.items()}
+    summary["flooders"] = [{"rate": rate, "page": page or "home", "source": f.source, "sent": f.sent,
+                            "runs_ended": f.finished, "failure": f.failure} for f in flooders]
+    summary["server_cpu_cores"] = {"first_seconds": round(cpu_first, 2),
                                    "going_on": round((cpu_end - cpu_warm) / (ended - warm_at), 2)}
+    summary["load_average"] = round(os.getloadavg()[0], 1)
     for name, t in times.items():
         print(f"{name:>22}: first visit idle after {summary[name]['median_s']:.1f} s (median of {len(t)}: "
-              f"{', '.join(f'{x:.1f}' for x in t)}) = {summary[name]['ratio']:.2f}× no flood")
-    print(f"flooder at {rate:g} msgs/s on {page or 'home'}: {flooder.sent} sent, {flooder.finished} runs ended"
-          f"{'; ' + flooder.failure if flooder.failure else ''}; server CPU {summary['server_cpu_cores']['first_seconds']}"
-          f" cores in its first {warmup_s:g} s, {summary['server_cpu_cores']['going_on']} after")
+              f"{', '.join(f'{x:.1f}' for x in t)}) = {summary[name]['ratio']:.2f}× no flood, "
+              f"worst {summary[name]['worst_ratio']:.2f}×")
+    for f in flooders:
+        print(f"flooder {f.source} at {rate:g} msgs/s on {page or 'home'}: {f.sent} sent, {f.finished} runs ended"
+              f"{'; ' + f.failure if f.failure else ''}")
+    print(f"server CPU: {summary['server_cpu_cores']['first_seconds']} cores in the flood's first seconds, "
+          f"{summary['server_cpu_cores']['going_on']} after {warmup_s:g} s; load average {summary['load_average']}")
     return summary
 
 
@@ -382,6 +523,10 @@ def main(argv=None) -> int:
     parser.add_argument("--flood-page", default="", help="the page the flooder reruns (default: home)")
     parser.add_argument("--visits", type=int, default=3, help="flood mode: first visits timed in each phase")
     parser.add_argument("--warmup", type=float, default=30.0, help="flood mode: seconds of flood before timing")
+    parser.add_argument("--warm", action="store_true",
+                        help="sessions mode: one session first, not counted (the server's once-per-model work done)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sessions mode: sample the server with py-spy and say where its CPU went")
     parser.add_argument("--jobs", action="store_true",
                         help="two big trainings whose owners' tabs stay open; other visitors' first visits timed")
     parser.add_argument("--window", type=float, default=30.0, help="jobs mode: seconds of CPU measured per phase")
@@ -410,20 +555,45 @@ def main(argv=None) -> int:
     if args.flood is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         with running_app(repo, "load-test-flood-server.log", args.port) as (url, process):
-            print(f"server {url} (repo {repo}); flood at {args.flood:g} msgs/s from {FLOOD_SOURCE}")
+            print(f"server {url} (repo {repo}); flood at {args.flood:g} msgs/s, each flooder from an address of its own")
             result = flood_test(url, process.pid, args.flood, args.visits, args.warmup, args.flood_page)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
         return 0
     with running_app(repo, "load-test-server.log", args.port) as (url, process):
+        if args.warm:  # one session first, untimed: what the server computes once (models, fits) is done
+            print(f"server {url}: a first session warms it: {asyncio.run(run_sessions(url, 1))[0].failure or 'done'}")
         sampler = RssSampler(process.pid)
         sampler.start()
+        browsers = BrowserCpu(process.pid)
+        browsers.start()
+        profile = ServerProfile(process.pid, ARTIFACTS / "load-test-profile.txt") if args.profile else None
+        server_before = cpu_seconds(process.pid)
         try:
             print(f"server {url} (repo {repo}); {args.sessions} sessions open /draw at once")
             sessions = asyncio.run(run_sessions(url, args.sessions))
         finally:
+            server_cpu = cpu_seconds(process.pid) - server_before
+            browser_cpu = browsers.stop()
+            if profile:
+                profile.stop()
             sampler.stop()
     result = report(sessions, sampler.peak_kb)
+    n = len(sessions)
+    result["cpu_s_per_session"] = {"server": round(server_cpu / n, 2), "browsers": round(browser_cpu / n, 2),
+                                   "load_average": round(os.getloadavg()[0], 1)}
+    print(f"CPU seconds per session: server {server_cpu / n:.2f}, browsers (chromium, Playwright) {browser_cpu / n:.2f}"
+          f"; load average {os.getloadavg()[0]:.1f}")
+    if profile:
+        result["server_profile"] = top = profile.top(repo)
+        total = max(1, top["samples"])
+        print(f"where the server's CPU went ({top['samples']} samples of busy threads, py-spy; "
+              f"raw stacks in {profile.out}):")
+        for area, count in top["areas"]:
+            print(f"  {100 * count / total:5.1f} %  {area}")
+        print("  by the innermost function of this repo on the stack:")
+        for frame, count in top["innermost_app_function"]:
+            print(f"  {100 * count / total:5.1f} %  {frame}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if all(s.completed and not s.errors for s in sessions) else 1

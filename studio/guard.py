@@ -12,8 +12,11 @@ the connection and Streamlit and, with the bookkeeping of vae/server/traffic.py:
   waits, standing for those before it (their button presses kept) — and other messages while the message
   buckets allow, the rest dropped. Nothing piles up: one waiting rerun per connection at most;
 - drops the messages a viewer has no business sending: `clear_cache` (it empties every visitor's cached
-  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; and NaN or infinite
-  widget values, which no widget sends;
+  data and models), `set_run_on_save`, `load_git_info` (runs git) and the debug ones; NaN or infinite
+  widget values, which no widget sends; and widget values no widget of the session takes: of another kind than
+  its widget's (a number for a selectbox, a list for a radio, a string for a number input: Streamlit raised
+  inside the widget, a traceback in the log each time), or for a widget the session has not drawn, checked
+  against the widgets the session has registered when the rerun is handed on;
 - watches the server's replies for `script_finished`, to know how long each run took.
 
 Sizes are Streamlit's own settings (.streamlit/config.toml): uvicorn refuses a frame whose header announces
@@ -23,12 +26,14 @@ is over `server.maxWidgetStateSize` (the guard hands such a message straight on 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections import deque
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from vae.server import limits
 from vae.server.traffic import Refused, Traffic
@@ -39,6 +44,7 @@ DROPPED = frozenset({"clear_cache", "set_run_on_save", "load_git_info", "debug_d
 TRIGGERS = frozenset({"trigger_value", "string_trigger_value", "chat_input_value", "json_trigger_value"})
 TRY_AGAIN_LATER = 1013  # websocket close code
 SMALL_REPLY = 512  # bytes: a script_finished message is a few bytes; bigger replies are never parsed
+SESSION_REPLY = 65_536  # bytes: the new_session message (that names the session) is a few KB
 RECHECK_S = 0.5  # a waiting rerun looks again at least this often
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,99 @@ def finished_status(data: bytes):
     except Exception:  # noqa: BLE001
         return None
     return msg.script_finished if msg.WhichOneof("type") == "script_finished" else None
+
+
+def session_id_of(data: bytes) -> str | None:
+    """The session id a new_session reply names (the first reply of every script run), else None."""
+    if len(data) > SESSION_REPLY:
+        return None
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(data)
+    except Exception:  # noqa: BLE001
+        return None
+    if msg.WhichOneof("type") != "new_session":
+        return None
+    return msg.new_session.initialize.session_id or None
+
+
+def claimed_session(scope) -> str | None:
+    """The session a reconnecting browser asks for: the third entry of its Sec-WebSocket-Protocol header (Streamlit
+    reuses that header for it). Used only until the server's first reply names the session it really got."""
+    for name, value in scope.get("headers") or ():
+        if name == b"sec-websocket-protocol":
+            entries = [e.strip() for e in value.decode("latin-1").split(",")]
+            return entries[2] if len(entries) >= 3 and entries[2] else None
+    return None
+
+
+def registered_value_kinds(session_id: str | None):
+    """widget id → the kind of value (a WidgetState `value` field name) it takes, for every widget the session
+    has drawn so far ({} before its first run: nothing drawn); None when Streamlit keeps this elsewhere.
+
+    Streamlit keeps it in the session's widget metadata, which is not a public API: the hostile tests send
+    forged values to a real server, so a Streamlit that moved it fails there (and the server's log says so).
+    Read from the event loop while the script thread may register a widget: single dict reads, safe under
+    the GIL."""
+    if session_id is None:
+        return {}
+    from streamlit.runtime import Runtime
+
+    try:
+        info = Runtime.instance()._session_mgr.get_active_session_info(session_id)
+        if info is None:
+            return {}  # the session has ended: nothing of it runs again
+        metadata = info.session.session_state._new_widget_state.widget_metadata
+        return {widget_id: meta.value_type for widget_id, meta in list(metadata.items())}
+    except AttributeError as exc:
+        _warn_once(f"widget values cannot be checked against their widgets in this Streamlit ({exc})")
+        return None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        log.error(text)
+
+
+# Kinds one widget's browser side may send whatever its Python side registered: a number input sends an int_value
+# for whole numbers (registered as double_value; Streamlit then records the kind it got), and a component of
+# Streamlit's first API returns JSON, bytes or a dataframe (registered as json_value).
+KIND_FAMILY = {"int_value": "number", "double_value": "number",
+               "json_value": "component", "bytes_value": "component", "arrow_value": "component"}
+JSON_KINDS = frozenset({"json_value", "json_trigger_value"})
+
+
+def is_json(text: str) -> bool:
+    """Whether Streamlit can parse it (json.loads of a forged "[999" raised inside Streamlit)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def drop_unexpected(msg: BackMsg, kinds) -> list[WidgetState]:
+    """Remove the widget values that no widget of the session takes (`kinds`: registered_value_kinds; None:
+    unknown, nothing removed): a value of another kind than its widget's (KIND_FAMILY), one for a widget the
+    session has not drawn, or JSON that does not parse. No browser sends these (it sends values of the widgets
+    it was shown); a forged one raised inside Streamlit, a traceback in the log each time (a number for a
+    selectbox: "'str' object cannot be interpreted as an integer"). The widget keeps the value it had.
+    The values removed."""
+    if kinds is None:
+        return []
+    widgets = msg.rerun_script.widget_states.widgets
+    bad = [w for w in widgets if (kind := w.WhichOneof("value")) is not None
+           and (KIND_FAMILY.get(kinds.get(w.id), kinds.get(w.id)) != KIND_FAMILY.get(kind, kind)
+                or (kind in JSON_KINDS and not is_json(getattr(w, kind))))]
+    removed = [WidgetState() for _ in bad]
+    for copy, widget in zip(removed, bad):
+        copy.CopyFrom(widget)
+        widgets.remove(widget)
+    return removed
 
 
 def drop_non_finite(msg: BackMsg) -> int:
@@ -106,11 +205,14 @@ class WebsocketGuard:
             await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
             return
         inbox = _Inbox(connection, loop)
+        inbox.session_id = claimed_session(scope)  # a reconnecting browser's, until the server's reply names it
         self.inboxes.add(inbox)
         reader = asyncio.create_task(inbox.read(receive))
 
         async def watched_send(message):
             data = message.get("bytes") if message["type"] == "websocket.send" else None
+            if data is not None and not inbox.session_named and (named := session_id_of(data)) is not None:
+                inbox.session_id, inbox.session_named = named, True
             if data is not None and (status := finished_status(data)) is not None:
                 connection.run_ended(loop.time(), restarting=status == ForwardMsg.FINISHED_EARLY_FOR_RERUN)
                 self._wake_all()  # a rerun waiting for this run to end may start now
@@ -142,6 +244,8 @@ class _Inbox:
         self.rerun: BackMsg | None = None  # the rerun waiting for its turn
         self.arrived = asyncio.Event()
         self.dropped = 0
+        self.session_id: str | None = None  # Streamlit's session of this connection, once its first run began
+        self.session_named = False  # whether the server has named it (a new_session reply)
 
     async def read(self, receive) -> None:
         while True:
@@ -190,6 +294,10 @@ class _Inbox:
                 wait = max(self.connection.message_wait_s(now), self.connection.run_wait_s(now))
                 if wait == 0 and self.connection.may_run(now):
                     msg, self.rerun = self.rerun, None
+                    kinds = registered_value_kinds(self.session_id)  # as registered by now
+                    for widget in drop_unexpected(msg, kinds):
+                        self._drop(f"a {widget.WhichOneof('value')} for {widget.id}, which takes "
+                                   f"{(kinds or {}).get(widget.id, 'nothing: not drawn in this session')}")
                     self.connection.message_passed(now)
                     self.connection.run_asked(now)
                     return {"type": "websocket.receive", "bytes": msg.SerializeToString()}

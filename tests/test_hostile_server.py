@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import threading
 import time
@@ -256,6 +257,58 @@ def test_forged_nan_and_infinite_form_values_are_dropped_without_a_traceback(app
             if jobs_started:  # the form's other values were the defaults: a real job, not wanted here
                 cancel = widget_ids(client).get(next(k for k in widget_ids(client) if k.startswith("retrain_cancel_")))
                 client.run(60, widgets=[WidgetState(id=cancel, trigger_value=True)])
+    assert log.read_text().count("Traceback") == before
+
+
+def forged(widget_id: str, kind: str) -> WidgetState:
+    """A value of `kind` (a WidgetState value field) for the widget: an index far out of range, or its like."""
+    widget = WidgetState(id=widget_id)
+    if kind.endswith("_array_value"):
+        getattr(widget, kind).data.extend([999, -1] if kind.startswith(("int", "double")) else ["999", "-1"])
+    elif kind == "json_value":
+        widget.json_value = "[999"
+    else:
+        setattr(widget, kind, {"int_value": 999, "double_value": 1e300, "bool_value": True, "string_value": "999"}[kind])
+    return widget
+
+
+HOSTILE_SOURCES = (f"127.0.4.{i}" for i in itertools.count(1))  # a fresh address for each hostile session
+WRONG_KINDS = ("int_value", "int_array_value", "string_array_value", "double_value", "bool_value", "string_value",
+               "json_value")
+
+
+@pytest.mark.parametrize("page, key, own_kind", [
+    ("", "model_path", "string_value"),  # selectbox
+    ("", "retrain_kind", "string_value"),  # radio
+    ("", "retrain_digits", "string_array_value"),  # multiselect
+    ("", "retrain_epochs", "double_value"),  # number_input
+    ("latent", "latent_digits", "string_array_value"),  # pills
+])
+def test_forged_values_of_the_wrong_kind_for_choice_widgets_are_dropped_without_a_traceback(app, page, key, own_kind):
+    """Out-of-range option indices, lists for single choices, text for numbers: Streamlit raised inside the widget
+    (a traceback in the log every time). Sent in a session that has drawn the widget, and in the first message of
+    a new session (which has drawn nothing yet); meanwhile another visitor's runs go on as usual."""
+    url, _ = app
+    log = ARTIFACTS / "hostile-server.log"
+    before = log.read_text().count("Traceback")
+    with StreamlitClient(url, page=page, source="127.0.3.1") as client:
+        client.run(180)
+        ids = widget_ids(client)
+        chosen = [e for e in client.elements if getattr(getattr(e, e.WhichOneof("type")), "id", "") == ids[key]]
+    with StreamlitClient(url, page=page, source="127.0.3.2") as other:
+        other.run(180)
+        for kind in (k for k in WRONG_KINDS if k != own_kind):
+            with StreamlitClient(url, page=page, source=next(HOSTILE_SOURCES)) as hostile:
+                hostile.run(180, widgets=[forged(ids[key], kind)])  # a new session's first message
+                hostile.elements = []
+                hostile.run(180, widgets=[forged(ids[key], kind)])  # a session that has drawn the widget
+                hostile.run(180)
+                assert not [e for e in hostile.elements if e.WhichOneof("type") == "exception"], kind
+                again = [e for e in hostile.elements if getattr(getattr(e, e.WhichOneof("type")), "id", "") == ids[key]]
+                assert again == chosen, f"{key} does not show the value it had after a forged {kind}"
+            other.elements = []
+            other.run(180)
+            assert not [e for e in other.elements if e.WhichOneof("type") == "exception"], kind
     assert log.read_text().count("Traceback") == before
 
 

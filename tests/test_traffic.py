@@ -173,3 +173,77 @@ def test_streamlits_config_holds_the_message_limits():
     server = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())["server"]
     assert server["maxMessageSize"] == limits.LIMITS.message_mb
     assert server["maxWidgetStateSize"] == limits.LIMITS.widget_state_mb
+
+
+def test_the_guard_drops_widget_values_no_widget_of_the_session_takes():
+    """studio/guard.drop_unexpected: a value of another kind than its widget's, or for a widget never drawn."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    from studio.guard import drop_unexpected
+
+    msg = BackMsg()
+    widgets = msg.rerun_script.widget_states.widgets
+    widgets.add(id="pick", string_value="vae-z2.pt")
+    widgets.add(id="pick-forged", int_value=999)
+    widgets.add(id="digits").string_array_value.data.extend(["1", "7"])
+    widgets.add(id="never-drawn", string_value="x")
+    widgets.add(id="cleared")  # no value at all: a cleared widget, left for Streamlit (its default)
+    widgets.add(id="epochs", int_value=3)  # a number input sends whole numbers as int_value
+    widgets.add(id="canvas", json_value='{"raw": null}')
+    widgets.add(id="canvas-forged", json_value="[999")
+    kinds = {"pick": "string_value", "pick-forged": "string_value", "digits": "string_array_value",
+             "epochs": "double_value", "canvas": "json_value", "canvas-forged": "json_value"}
+    assert [w.id for w in drop_unexpected(msg, kinds)] == ["pick-forged", "never-drawn", "canvas-forged"]
+    assert [w.id for w in widgets] == ["pick", "digits", "cleared", "epochs", "canvas"]
+    assert drop_unexpected(msg, None) == []  # unknown (another Streamlit): nothing removed
+    assert len(drop_unexpected(msg, {})) == 4  # nothing drawn yet: every value goes
+
+
+def test_a_flood_defers_to_another_visitor_from_its_first_second():
+    """Reruns that restart the flooder's own run yield at the small margin, long before its burst is spent."""
+    traffic = Traffic()
+    flooder, visitor = traffic.open("198.51.100.12", 0.0), traffic.open("198.51.100.13", 0.0)
+    flooder.run_asked(0.0)
+    flooder.run_ended(0.4, restarting=True)  # 0.4 s in, its run restarted by its next rerun
+    visitor.run_asked(0.4)
+    flooder.run_ended(0.8, restarting=True)
+    assert flooder.credit(0.8) > limits.LIMITS.script_burst_s - 1  # most of its burst is left, yet:
+    assert not flooder.may_run(0.8)  # its next restart waits for the visitor's run
+    visitor.run_ended(1.5)
+    assert flooder.may_run(1.5)
+
+
+def test_quick_clicking_never_waits_alone_or_beside_another_quick_clicker():
+    """Bursts of five clicks 0.2 s apart, each restarting the last one's 0.5-s run, a burst every 6 s, for ten
+    minutes (a quarter of a core): no click ever waits, alone, or while another visitor does the same, their
+    bursts overlapping. (A click that restarts its own run waits only for a visitor who has used 0.5 s less.)"""
+    for others in (0, 1):
+        traffic = Traffic()
+        clickers = [traffic.open(f"198.51.100.{20 + i}", 0.0) for i in range(1 + others)]
+        events = sorted((burst * 6.0 + click * 0.2 + offset, i) for i, offset in enumerate((0.0, 0.3)[:len(clickers)])
+                        for burst in range(100) for click in range(5))
+        ends: dict[int, float] = {}
+        for now, i in events:
+            for j, end in list(ends.items()):  # runs that ended before this click
+                if end <= now:
+                    clickers[j].run_ended(end)
+                    del ends[j]
+            connection = clickers[i]
+            assert connection.may_run(now) and connection.message_wait_s(now) == 0, (others, now)
+            connection.message_passed(now)
+            if i in ends:
+                connection.run_ended(now, restarting=True)
+            connection.run_asked(now)
+            ends[i] = now + 0.5
+
+
+def test_the_guard_reads_the_session_a_reconnecting_browser_asks_for():
+    from studio.guard import claimed_session
+
+    def scope(header):
+        return {"headers": [(b"host", b"x"), (b"sec-websocket-protocol", header)]}
+
+    assert claimed_session(scope(b"streamlit, xsrf-token, 5f0c-session")) == "5f0c-session"
+    assert claimed_session(scope(b"streamlit, xsrf-token")) is None  # a first visit
+    assert claimed_session(scope(b"streamlit, , ")) is None
+    assert claimed_session({"headers": []}) is None

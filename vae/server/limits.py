@@ -103,6 +103,9 @@ class Limits:
     address_script_burst_s: float = 8.0
     address_script_share: float = 0.5
     yield_margin_s: float = 2.0
+    # A rerun that would restart the connection's own run in progress (a flooding client's every one) yields at a
+    # margin this small: a flood defers to other visitors' runs from its first second, not after its burst.
+    restart_margin_s: float = 0.5
     messages_burst: int = 60  # any message from the browser: a burst, then a steady rate
     messages_per_s: float = 10.0
     address_messages_burst: int = 300
@@ -144,7 +147,8 @@ class Limits:
             ("digits compared on the Draw page", f"{self.compared_digits}"),
             ("script time (credit)", f"a connection {self.script_share:g} of a core after {self.script_burst_s:g} s, "
                                      f"an address {self.address_script_share:g} after {self.address_script_burst_s:g} s; "
-                                     f"a rerun waits while another address with {self.yield_margin_s:g} s more credit runs"),
+                                     f"a rerun waits while another address with {self.yield_margin_s:g} s more credit runs "
+                                     f"({self.restart_margin_s:g} s if it restarts its own run)"),
             ("messages from one connection", f"{self.messages_per_s:g} a second after a burst of {self.messages_burst}"),
             ("messages from one address", f"{self.address_messages_per_s:g} a second after a burst of "
                                           f"{self.address_messages_burst}"),

@@ -125,10 +125,13 @@ class Connection:
         share and no more, even alone), nor while the script of another address runs whose credit, as it
         stood when that run began, is higher by over `yield_margin_s`. So whoever has used less lately goes
         first: a visitor's runs never wait for a client that asks for reruns without end, and that client,
-        once it has used `yield_margin_s` more than them, waits for each of their runs to end."""
+        once it has used `yield_margin_s` more than them, waits for each of their runs to end. A rerun that would
+        restart its own run in progress (a flood's every one; a quick click now and then) yields at the smaller
+        `restart_margin_s`: a flood defers to the others from its first second, not after its burst."""
         if self.run_wait_s(now) > 0:
             return False
-        mine = self.credit(now) + limits.LIMITS.yield_margin_s
+        margin = limits.LIMITS.restart_margin_s if self.run_started is not None else limits.LIMITS.yield_margin_s
+        mine = self.credit(now) + margin
         return not any(other.credit(now, counting_runs=False) > mine for other in self._traffic.running(now)
                        if other.address is not self.address)
 
