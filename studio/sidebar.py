@@ -4,8 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, state
-from studio.retrain import retrain_sidebar
-from vae.checkpoint import checkpoint_dir
+from studio.retrain import retrain_sidebar, train_one_hint
 from vae.data import FALLBACK_SUBSET
 from vae.devices import device_name
 
@@ -17,7 +16,7 @@ def sidebar() -> None:
     with st.sidebar:
         st.header("Model")
         if not usable:
-            st.error(f"No usable checkpoint in {checkpoint_dir()}. Train one: `python -m vae train`.")
+            st.error(f"No usable model on this server. {train_one_hint()}")
         else:
             current = state.selected_entry()
             gone = st.session_state.pop(state.MODEL_GONE_KEY, None)
