@@ -187,7 +187,12 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     row = {"model": entry.name, "input": name, "score": score, "percentile": percentile,
            "threshold": limit, "verdict": outcome, "spots": len(regions), "spot_level": level}
     png_column, csv_column, compare_column = st.columns(3)
-    png_column.download_button("Picture (PNG)", png_bytes(result_sheet(panels, captions)), "correction.png",
+    # Plain signs: Pillow's own font has no '≤' or '·'.
+    summary = (f"{entry.name} | {name} | {score_name} {score_text} {'>' if sign == '>' else '<='} threshold "
+               f"{limit_text} ({state.threshold_description()}) | {outcome.upper()}")
+    picture = png_bytes(result_sheet(panels, captions, summary), {key: str(value) for key, value in row.items()}
+                        | {"score_name": score_name, "threshold_rule": state.threshold_description(), "summary": summary})
+    png_column.download_button("Picture (PNG)", picture, "correction.png",
                                "image/png", icon=":material/download:", key="draw_download_png")
     csv_column.download_button("Scores (CSV)", result_csv([row]), "correction.csv", "text/csv",
                                icon=":material/download:", key="draw_download_csv")

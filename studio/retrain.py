@@ -213,9 +213,11 @@ def my_models() -> None:
     confirm = st.session_state.get(CONFIRM_KEY)
     if confirm in labels:
         st.warning(f"Delete **{confirm}** for good?")
-        yes, keep = st.columns(2)
-        yes.button(f"Yes, delete {confirm}", key="retrain_models_yes", type="primary", on_click=delete_confirmed)
-        keep.button("Keep it", key="retrain_models_keep", on_click=st.session_state.pop, args=(CONFIRM_KEY, None))
+        # One above the other, the sidebar's full width each: side by side, "Yes, delete" was cut to "Yes, delet…".
+        st.button("Yes, delete it", key="retrain_models_yes", type="primary", on_click=delete_confirmed,
+                  icon=":material/delete_forever:", width="stretch")
+        st.button("Keep it", key="retrain_models_keep", on_click=st.session_state.pop, args=(CONFIRM_KEY, None),
+                  width="stretch")
 
 
 def own_entries() -> list[registry.CheckpointEntry]:
