@@ -98,11 +98,25 @@ def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
 def test_the_sidebar_picker_shows_short_labels_and_the_rest_below():
     at = home()
     picker = at.sidebar.selectbox(key=state.MODEL_KEY)
-    assert "vae-z64 · VAE z=64" in picker.options and all(len(label) <= 32 for label in picker.options)
+    assert "vae-z64" in picker.options and all(len(label) <= 32 for label in picker.options)  # the name says VAE z=64
     assert picker.value.endswith("vae-z64.pt")
     shipped = next(e for e in registry.scan(CHECKPOINTS) if e.path.name == "vae-z64.pt")
     loss = shipped.metadata["test_loss"]["total"]
-    assert any(c.value == f"test loss {loss:.1f} · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
+    assert any(c.value == f"**vae-z64** · VAE z=64 · test loss {loss:.1f} · all digits · 60 epochs on 60,000 images · mnist"
+               for c in at.sidebar.caption)
+
+
+def test_a_picker_label_names_kind_and_size_only_when_the_name_does_not():
+    from types import SimpleNamespace
+
+    from studio.sidebar import picker_label
+
+    def entry(name):
+        return SimpleNamespace(name=name, metadata={"kind": "vae", "latent_dim": 16})
+
+    assert picker_label(entry("vae-z16-d017-20261127-031500"), yours=True) == "vae-z16-d017-20261127-031500 · yours"
+    assert picker_label(entry("ones")) == "ones · VAE z=16"
+    assert picker_label(entry("vae-z160")) == "vae-z160 · VAE z=16"  # not fooled by a longer number
 
 
 def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):
