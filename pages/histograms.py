@@ -1,4 +1,6 @@
 """Error histograms (report Fig. 7): reconstruction error of every training and test image, and the threshold."""
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -123,8 +125,8 @@ def remember_click(chart_key: str, low: float, high: float) -> None:
 
 
 def clickable_chart(fig, key: str, edges: np.ndarray) -> None:
-    st.plotly_chart(fig, key=key, on_select=remember_click, selection_mode=("points", "box"),
-                    args=(key, float(edges[0]), float(edges[-1])))
+    st.plotly_chart(fig, key=key, selection_mode=("points", "box"),
+                    on_select=functools.partial(remember_click, key, float(edges[0]), float(edges[-1])))
 
 
 def confusion_table(confusion: Confusion, anomaly_name: str, normal_name: str) -> list[dict]:

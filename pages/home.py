@@ -100,7 +100,7 @@ st.markdown("With a 2- or 3-dimensional latent, both models sort the digits into
             "a label. The report finds the AE's clusters differing in size with wide empty gaps between them, and "
             "the VAE's tighter, more equal in size and filling the gaps — the sign of a model that generalises. "
             "Measured here on this app's models, at both sizes:")
-st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D", icon="🌌")
+st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D", icon=":material/scatter_plot:")
 show_cluster_scores()
 
 st.subheader("Fig. 6 — local correction")
@@ -108,21 +108,21 @@ st.markdown("A VAE with a 64-dimensional latent, given a digit it never saw, ret
             "local flaws corrected — faint strokes filled in, small protrusions removed — and no misreading. "
             "Comparing input and output finds the flawed spots.")
 st.page_link(navigation.page_file("draw"), label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
-             "corrected spots circled", icon="✏️")
+             "corrected spots circled", icon=":material/draw:")
 
 st.subheader("Fig. 7 — error as an anomaly score")
 st.markdown("Histograms of the reconstruction error of training images and of unseen test images overlap, "
             "but in the high-error tail the share of unseen images rises. So an error above a threshold set on "
             "the training images flags an anomaly.")
 st.page_link(navigation.page_file("histograms"), label="Error histograms: both histograms, the tail, and the threshold "
-             "rule that every page uses", icon="📊")
+             "rule that every page uses", icon=":material/bar_chart:")
 show_threshold()
 
 st.subheader("Fig. 8 — too small a latent over-corrects")
 st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
             "outputs look alike, and some digits come back as a different digit.")
 st.page_link(navigation.page_file("draw"), label="Draw & correct, opened on a test digit: scroll to \"The same digit "
-             "through other models\" for latent 3 vs 64 and AE vs VAE", icon="✏️", query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
+             "through other models\" for latent 3 vs 64 and AE vs VAE", icon=":material/draw:", query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
 
 st.subheader("Why convolutions (report §1–2)")
 st.markdown("The report's reason for a convolutional model at all: a fully-connected model used for anomaly "
@@ -132,9 +132,9 @@ st.markdown("The report's reason for a convolutional model at all: a fully-conne
             "against a fully-connected baseline with as many parameters.")
 st.markdown(shift_benchmark.conclusion(benchmark.read_results("shift")))
 st.page_link(navigation.page_file("draw"), label="Draw & correct: switch centring off, move the digit, see the conv "
-             "and the fully-connected model side by side", icon="✏️")
+             "and the fully-connected model side by side", icon=":material/draw:")
 st.page_link(navigation.page_file("benchmark"), label="Detection benchmark: error, false alarms and AUROC against "
-             "the shift, 3 seeds", icon="📏")
+             "the shift, 3 seeds", icon=":material/fact_check:")
 
 st.header("The shipped models")
 rows = shipped_models_table()
