@@ -10,11 +10,11 @@ from vae.correction import calibrate_spot_level
 from vae.model import build_model
 from vae.train import Progress, evaluate_loss
 from vae.training_run import (
-    CALIBRATION_CHUNK,
+    REPORT_EVERY_STEPS,
     SMALL_JOB_CALIBRATION,
     TrainingSpec,
     after_training_s,
-    calibrate_in_chunks,
+    calibrate_with_progress,
     calibration_size,
     progress_fraction,
     progress_line,
@@ -30,15 +30,16 @@ def test_calibration_size_is_all_of_a_small_job_a_quarter_of_a_bigger_one_at_mos
     assert after_training_s(1000, 2000.0) > after_training_s(1000, 4000.0) > 0  # faster training, shorter wait
 
 
-def test_calibrating_in_chunks_gives_the_level_calibrating_at_once_gives(small_mnist):
+def test_calibrating_with_progress_gives_the_level_calibrate_spot_level_gives(small_mnist):
+    from vae.correction import PROJECTION_STEPS
+
     torch.manual_seed(0)
     model = build_model("vae", 2, 1.0)
     images = small_mnist.train_images[:200]
-    n = CALIBRATION_CHUNK * 2 + 7  # a last chunk that is not full
     seen = []
-    level = calibrate_in_chunks(model, images, n, lambda done, total: seen.append((done, total)))
-    assert level == pytest.approx(calibrate_spot_level(model, images, n=n), abs=1e-5)
-    assert seen == [(CALIBRATION_CHUNK, n), (2 * CALIBRATION_CHUNK, n), (n, n)]
+    level = calibrate_with_progress(model, images, 107, lambda done, total: seen.append((done, total)))
+    assert level == calibrate_spot_level(model, images, n=107)  # the same sample, the same batch: the same level
+    assert seen == [(step, PROJECTION_STEPS) for step in range(REPORT_EVERY_STEPS, PROJECTION_STEPS + 1, REPORT_EVERY_STEPS)]
 
 
 def test_a_job_reports_each_phase_after_training_and_its_eta_counts_them(small_mnist, tmp_path):
@@ -50,7 +51,8 @@ def test_a_job_reports_each_phase_after_training_and_its_eta_counts_them(small_m
     training = [p for p in reports if p.phase == "training"]
     assert training[-1].epoch_end and training[-1].eta_s > 0  # the phases after training still to come
     calibrating = [p for p in reports if p.phase == "calibrating"]
-    assert [p.phase_done for p in calibrating][-1] == calibrating[-1].phase_total == 128 == metadata["spot_calibration_images"]
+    assert calibrating[-1].phase_done == calibrating[-1].phase_total == 100  # Adam steps of the fit
+    assert metadata["spot_calibration_images"] == 128  # all of a job this small
     assert all(math.isfinite(p.eta_s) and p.eta_s >= 0 for p in reports)
     # The last epoch's test loss is the checkpoint's: the same model, the same seeded evaluation.
     assert metadata["test_loss"] == pytest.approx(evaluate_loss_of(path, small_mnist))
@@ -76,8 +78,8 @@ def test_the_progress_line_counts_down_from_the_report_and_never_says_zero():
     assert progress_line(_progress(), now=100.0) == "Epoch 2/5 · 812 img/s · about 1m05s left"
     assert progress_line(_progress(), now=110.0) == "Epoch 2/5 · 812 img/s · about 55s left"  # no new report: moves
     assert progress_line(_progress(), now=170.0).endswith("finishing…")  # past the estimate: no '0s'
-    calibrating = _progress(phase="calibrating", phase_done=150, phase_total=250, eta_s=4.0)
-    assert progress_line(calibrating, now=100.0) == "Calibrating the spots: 150 of 250 digits · about 4s left"
+    calibrating = _progress(phase="calibrating", phase_done=60, phase_total=100, eta_s=4.0)
+    assert progress_line(calibrating, now=100.0) == "Calibrating the spots: step 60 of 100 · about 4s left"
     assert progress_line(None, now=0.0).startswith("Starting")
 
 
