@@ -69,9 +69,18 @@ def bars(fig, edges, values, counts, name, colour, total, **where):
                   **where)
 
 
+def click_layer(fig, edges, height, **where):
+    """Invisible full-height bars under the histogram's, one per bin: a click anywhere over a bin (not only on a
+    bar, often too short to hit in the tail) selects that bin's x."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig.add_trace(go.Bar(x=centres, y=np.full(len(centres), height), width=np.diff(edges), marker_color="rgba(0,0,0,0)",
+                         hoverinfo="none", showlegend=False, name="click to set the threshold"), **where)
+
+
 def histogram_figure(groups, edges, limit) -> go.Figure:
     """groups: (errors, name, colour) per histogram, all on the same bins."""
     fig = go.Figure()
+    click_layer(fig, edges, max(split_histogram(errors, edges)[1].max() for errors, _, _ in groups if len(errors)))
     for errors, name, colour in groups:
         counts, percent = split_histogram(errors, edges)
         bars(fig, edges, percent, counts, name, colour, len(errors))
@@ -84,6 +93,8 @@ def histogram_figure(groups, edges, limit) -> go.Figure:
 def tail_figure(groups, train, test, edges, limit, expected) -> go.Figure:
     """The groups' bars on top; below, the share of each bin's images (training and all test) that are test images."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
+    click_layer(fig, edges, max(split_histogram(errors, edges)[1].max() for errors, _, _ in groups if len(errors)),
+                row=1, col=1)
     for errors, name, colour in groups:
         group_counts, percent = split_histogram(errors, edges)
         bars(fig, edges, percent, group_counts, name, colour, len(errors), row=1, col=1)
@@ -211,8 +222,8 @@ else:
 
 # --- threshold ------------------------------------------------------------------------------------------
 st.subheader("Threshold")
-st.caption("Set it with the controls, or click a bar (or drag a box) on either histogram below: the threshold "
-           "moves to that error.")
+st.caption("Set it with the controls, or click over a bar of either histogram below: the threshold moves to "
+           "that error (with the chart's box-select tool, to a dragged box's left edge).")
 clicked = st.session_state.pop(CLICK_KEY, None)
 if clicked is not None:
     threshold_from_click(float(clicked), train_errors)
