@@ -45,7 +45,8 @@ st.caption("How often the models tell an anomaly from a normal digit, as AUROC: 
 st.header("One-class MNIST")
 one_class = benchmark.read_results("one-class")
 if one_class is None:
-    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark one-class`, about 13 minutes on 2 CPU cores).")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark one-class`, about 13 minutes "
+            "on 2 CPU cores).")
 else:
     config, summary = one_class["results"]["config"], one_class["results"]["summary"]
     st.markdown(f"One {config['kind'].upper()} (latent {config['latent']}, {config['epochs']} epochs) per digit, "

@@ -100,7 +100,8 @@ st.markdown("With a 2- or 3-dimensional latent, both models sort the digits into
             "a label. The report finds the AE's clusters differing in size with wide empty gaps between them, and "
             "the VAE's tighter, more equal in size and filling the gaps — the sign of a model that generalises. "
             "Measured here on this app's models, at both sizes:")
-st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D", icon=":material/scatter_plot:")
+st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D",
+             icon=":material/scatter_plot:")
 show_cluster_scores()
 
 st.subheader("Fig. 6 — local correction")
@@ -122,7 +123,8 @@ st.subheader("Fig. 8 — too small a latent over-corrects")
 st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
             "outputs look alike, and some digits come back as a different digit.")
 st.page_link(navigation.page_file("draw"), label="Draw & correct, opened on a test digit: scroll to \"The same digit "
-             "through other models\" for latent 3 vs 64 and AE vs VAE", icon=":material/draw:", query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
+             "through other models\" for latent 3 vs 64 and AE vs VAE", icon=":material/draw:",
+             query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
 
 st.subheader("Why convolutions (report §1–2)")
 st.markdown("The report's reason for a convolutional model at all: a fully-connected model used for anomaly "

@@ -231,7 +231,8 @@ def test_a_one_class_models_test_histogram_splits_its_digit_from_the_others(one_
     chart = json.loads(one_class_page.get("plotly_chart")[0].proto.spec)
     names = [trace["name"] for trace in chart["data"] if trace["type"] == "bar" and trace.get("showlegend") is not False]
     assert names == ["training (digit 0)", "test, digit 0", "test, other digits"]
-    counts = [int(plotly_array(trace["customdata"])[:, 2].sum()) for trace in chart["data"] if trace["type"] == "bar" and trace.get("showlegend") is not False]
+    counts = [int(plotly_array(trace["customdata"])[:, 2].sum()) for trace in chart["data"]
+              if trace["type"] == "bar" and trace.get("showlegend") is not False]
     n_zeros = int((mnist.test_labels == 0).sum())
     assert counts == [ONE_CLASS_IMAGES, n_zeros, 10_000 - n_zeros]
     assert any("one-class model" in i.value for i in one_class_page.info)
