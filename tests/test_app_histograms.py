@@ -126,6 +126,7 @@ def test_the_page_counts_the_reports_error_by_default_while_the_draw_verdict_kee
 
 def test_a_click_on_the_histogram_moves_the_threshold_there(page, errors):
     """A click (or box) is kept by the chart's on_select as CLICK_KEY; the next run moves the widgets to it."""
+    page.switch_page(navigation.page_file("histograms")).run()  # an earlier test left it on Draw
     train, _ = errors
     page.radio(key="hist_rule").set_value("percentile").run()
     x = float(np.percentile(train, 96.3))
@@ -146,6 +147,7 @@ def test_a_click_on_the_histogram_moves_the_threshold_there(page, errors):
 def test_the_confusion_matrix_at_the_threshold_counts_test_digits_against_the_benchmarks_anomalies(page, errors):
     from vae.scores import confusion_at
 
+    page.switch_page(navigation.page_file("histograms")).run()  # an earlier test left it on Draw
     train, test = errors
     page.radio(key="hist_rule").set_value("percentile").run()
     page.slider(key="hist_percentile").set_value(99.0).run()
