@@ -49,13 +49,15 @@ def prepared(image) -> dict[bool, np.ndarray]:
 
 
 def drawn_digit() -> tuple[dict[bool, np.ndarray], str] | None:
+    # A short line above the canvas and the rest below: on hover the canvas's toolbar appears over its top edge,
+    # right of this line's end (it hid a long caption there, or the Input choice above).
+    st.caption("Draw one digit, large:")
     result = canvas.st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000",
                               width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
                               initial_drawing=draw_inputs.canvas_start(),
                               return_image_data=True, key=draw_inputs.CANVAS_KEY)
-    # Below the canvas, not above: its toolbar appears over the canvas's top edge on hover and hid this line.
-    st.caption("Draw one digit, large, with the mouse or a finger. Hover over the canvas for its toolbar: "
-               "the bin clears it, the arrows undo and redo.")
+    st.caption("With the mouse or a finger. Hover over the canvas for its toolbar: the bin clears it, the arrows "
+               "undo and redo.")
     # The canvas's pixels arrive as a PNG from the browser, which a hostile one can make any size:
     # decode it through the upload checks (size limits, reduced before floats), never as it comes.
     drawn = result.image_bytes
