@@ -581,7 +581,7 @@ def test_a_model_without_a_partner_of_its_size_sends_the_visitor_to_the_retrain_
         assert not at.exception and not at.error
         texts = [c.value for c in at.caption] + [m.value for m in at.markdown]
         assert any("No AE with latent 8" in t and "**Retrain a model** (Model AE, Latent size 8)" in t for t in texts)
-        assert not any("python -m vae" in t for t in texts)  # never the command line for a web visitor
+        assert not any("python -m vae train" in t for t in texts)  # never the command line to train, for a web visitor
     finally:
         lonely.unlink(missing_ok=True)
 
