@@ -17,12 +17,13 @@ from .train import Progress, ProgressCallback, TrainConfig, TrainResult, evaluat
 
 # The spot level (vae/correction.py) is calibrated on up to CALIBRATION_IMAGES training digits, each fitted by 100
 # Adam steps through the decoder: one digit costs as much as training on ~CALIBRATION_COST images, so 1,000 of
-# them took 57–83 s after a 1,000-image job that trained in 5 s (scripts/bench_retrain_phases.py). A small job
+# them took 14 s (load 5) to 57–83 s (a busier machine) after a 1,000-image job that trained in 5 s
+# (scripts/bench_retrain_phases.py). A small job
 # calibrates on a quarter of its images, at least SMALL_JOB_CALIBRATION: on vae-z64, 250 digits gave levels
 # 0.794 and 0.812 (two samples) against 0.828 and 0.786 from two samples of 1,000: within the sampling spread.
 SMALL_JOB_CALIBRATION = 250
 REPORT_EVERY_STEPS = 10  # of the calibration's Adam steps
-CALIBRATION_COST = 50.0  # training images' time per calibrated digit (measured; only for the ETA)
+CALIBRATION_COST = 17.0  # training images' time per calibrated digit (vae z=2, load 5: 5.7 s for 250; only the ETA)
 EVALUATION_COST = 0.3  # training images' time per image whose loss is evaluated (only for the ETA)
 PHASES = {  # Progress.phase → what a visitor reads while it runs
     "training": "Training",
