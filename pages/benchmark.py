@@ -45,7 +45,8 @@ st.caption("How often the models tell an anomaly from a normal digit, as AUROC: 
 st.header("One-class MNIST")
 one_class = benchmark.read_results("one-class")
 if one_class is None:
-    st.info("Not measured yet: run `python -m vae benchmark one-class` (about 13 minutes on 2 CPU cores).")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark one-class`, about 13 minutes "
+            "on 2 CPU cores).")
 else:
     config, summary = one_class["results"]["config"], one_class["results"]["summary"]
     st.markdown(f"One {config['kind'].upper()} (latent {config['latent']}, {config['epochs']} epochs) per digit, "
@@ -118,7 +119,7 @@ if entry is not None and own_digits and len(own_digits) < 10:
 st.header("Synthetic flaws")
 flaws = benchmark.read_results("flaws")
 if flaws is None:
-    st.info("Not measured yet: run `python -m vae benchmark flaws`.")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark flaws`).")
 else:
     rows = [{"model": name, "flaw": kind, **values, "clean digits circled": result["clean_circled"]}
             for name, result in flaws["results"]["models"].items() for kind, values in result["kinds"].items()]
@@ -144,7 +145,7 @@ st.header("Inputs that are not digits")
 ood = benchmark.read_results("ood")
 rows = benchmark.ood_rows(ood["results"]) if ood is not None else []
 if not rows:
-    st.info("Not measured yet: run `python -m vae benchmark ood`.")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark ood`).")
 else:
     result = next(iter(ood["results"]["models"].values()))
     st.markdown(f"The project's own non-digits ({result['images_per_kind']} of each kind, `vae/nondigits.py`, seed "
@@ -159,7 +160,7 @@ else:
 st.header("Does the reconstruction keep the digit? (report Fig. 8)")
 identity = benchmark.read_results("identity")
 if identity is None:
-    st.info("Not measured yet: run `python -m vae benchmark identity`.")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark identity`).")
 else:
     result = identity["results"]
     st.markdown(f"A small CNN reads {result['classifier_on_clean']:.1f} % of the clean test digits correctly; "
@@ -171,7 +172,7 @@ else:
 st.header("Position shifts: convolutional vs fully-connected (report §1–2)")
 shift = benchmark.read_results("shift")
 if shift is None:
-    st.info("Not measured yet: run `python -m vae benchmark shift`.")
+    st.info("Not measured on this server yet (its operator runs `python -m vae benchmark shift`).")
 else:
     config = shift["results"]["config"]
     st.markdown(

@@ -16,6 +16,7 @@ from studio.display import (
     to_rgb,
     upscale,
 )
+from studio.retrain import train_one_hint
 from vae import benchmark, prepare_array
 from vae.correction import CALIBRATION_PERCENTILE, DEFAULT_LEVEL, correct, result_csv, skipped_specks, spots_in, verdict
 from vae.data import to_float
@@ -23,7 +24,7 @@ from vae.detector import DETECTOR_SCORES, score_uint8, verdict_scores
 from vae.flaws import FLAW_DESCRIPTIONS, FLAW_KINDS, add_flaw
 from vae.generate import INFORMATIVE_SIGMA, informative_dims, posterior_of, sampled_reconstructions
 from vae.model import VARIATIONAL_KINDS
-from vae.scores import percentile_of
+from vae.scores import compared_numbers, percentile_of
 from vae.server.uploads import load_uploaded_image
 from vae.shift_benchmark import shift_caption
 from vae.shifts import shift_digit
@@ -48,12 +49,15 @@ def prepared(image) -> dict[bool, np.ndarray]:
 
 
 def drawn_digit() -> tuple[dict[bool, np.ndarray], str] | None:
-    st.caption("Draw one digit, large, with the mouse or a finger. Hover over the canvas for its toolbar: "
-               "the bin clears it, the arrows undo and redo.")
+    # A short line above the canvas and the rest below: on hover the canvas's toolbar appears over its top edge,
+    # right of this line's end (it hid a long caption there, or the Input choice above).
+    st.caption("Draw one digit, large:")
     result = canvas.st_canvas(stroke_width=20, stroke_color="#FFFFFF", background_color="#000000",
                               width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
                               initial_drawing=draw_inputs.canvas_start(),
                               return_image_data=True, key=draw_inputs.CANVAS_KEY)
+    st.caption("With the mouse or a finger. Hover over the canvas for its toolbar: the bin clears it, the arrows "
+               "undo and redo.")
     # The canvas's pixels arrive as a PNG from the browser, which a hostile one can make any size:
     # decode it through the upload checks (size limits, reduced before floats), never as it comes.
     drawn = result.image_bytes
@@ -171,21 +175,27 @@ def show_correction(entry, digit: np.ndarray, name: str) -> None:
     limit = state.current_threshold(reference)
     outcome = verdict(score, limit)
     percentile = percentile_of(score, reference)
+    score_text, sign, limit_text = compared_numbers(score, limit)  # as many decimals as tell them apart
     score_column, percentile_column, verdict_column = st.columns(3)
-    score_column.metric("Anomaly score", f"{score:.1f}", help=f"{score_name}: {DETECTOR_SCORES[score_name]}.")
+    score_column.metric("Anomaly score", score_text, help=f"{score_name}: {DETECTOR_SCORES[score_name]}.")
     percentile_column.metric("Training percentile", f"{percentile / 100:.1%}",
                              help="Share of the training images whose score is at or below this one.")
     verdict_column.metric("Verdict", outcome.upper())
     colour = "red" if outcome == "anomaly" else "green"
     called = "an anomaly" if outcome == "anomaly" else "normal"
-    st.markdown(f"Threshold **{limit:.1f}** ({state.threshold_description()}, chosen on the Error histograms "
-                f"page): score {score:.1f} {'>' if outcome == 'anomaly' else '≤'} {limit:.1f}, "
+    st.markdown(f"Threshold **{limit_text}** ({state.threshold_description()} of '{score_name}', the rule chosen on "
+                f"the Error histograms page): score {score_text} {sign} {limit_text}, "
                 f"so this digit is :{colour}[**{called}**].")
 
     row = {"model": entry.name, "input": name, "score": score, "percentile": percentile,
            "threshold": limit, "verdict": outcome, "spots": len(regions), "spot_level": level}
     png_column, csv_column, compare_column = st.columns(3)
-    png_column.download_button("Picture (PNG)", png_bytes(result_sheet(panels, captions)), "correction.png",
+    # Plain signs: Pillow's own font has no '≤' or '·'.
+    summary = (f"{entry.name} | {name} | {score_name} {score_text} {'>' if sign == '>' else '<='} threshold "
+               f"{limit_text} ({state.threshold_description()}) | {outcome.upper()}")
+    picture = png_bytes(result_sheet(panels, captions, summary), {key: str(value) for key, value in row.items()}
+                        | {"score_name": score_name, "threshold_rule": state.threshold_description(), "summary": summary})
+    png_column.download_button("Picture (PNG)", picture, "correction.png",
                                "image/png", icon=":material/download:", key="draw_download_png")
     csv_column.download_button("Scores (CSV)", result_csv([row]), "correction.csv", "text/csv",
                                icon=":material/download:", key="draw_download_csv")
@@ -257,8 +267,7 @@ def show_comparison(entry, digit: np.ndarray) -> None:
         for (kind, dim), (recon_column, diff_column) in zip(models, (columns[:2], columns[2:])):
             other = caches.find_entry(kind, dim)
             if other is None:
-                recon_column.caption(f"No {kind.upper()} with latent {dim} in checkpoints/. Train one: "
-                                     f"`python -m vae train --model {kind} --latent {dim}`")
+                recon_column.caption(f"No {kind.upper()} with latent {dim} on this server. {train_one_hint(kind, dim)}")
                 continue
             model, _ = caches.model_for(other)
             result = correct(model, digit)
@@ -302,8 +311,7 @@ def show_conv_vs_fc(entry, digit: np.ndarray, down: int, right: int) -> None:
     for kind, column in zip(kinds, st.columns(2, border=True)):
         other = caches.find_entry(kind, 64)
         if other is None:
-            column.caption(f"No {kind.upper()} with latent 64 in checkpoints/. Train one: "
-                           f"`python -m vae train --model {kind} --latent 64`")
+            column.caption(f"No {kind.upper()} with latent 64 on this server. {train_one_hint(kind, 64)}")
             continue
         model, _ = caches.model_for(other)
         result = correct(model, digit)
@@ -314,13 +322,14 @@ def show_conv_vs_fc(entry, digit: np.ndarray, down: int, right: int) -> None:
         recon_column.image(upscale(to_rgb(result.reconstruction)), width="stretch", caption=f"{other.name} · {what}")
         diff_column.image(upscale(render_difference(result.diff)), width="stretch", caption="difference")
         colour = "red" if outcome == "anomaly" else "green"
-        column.markdown(f"score **{result.score:.1f}** · threshold {limit:.1f} · :{colour}[**{outcome.upper()}**]")
+        score_text, sign, limit_text = compared_numbers(result.score, limit)
+        column.markdown(f"score **{score_text}** {sign} threshold {limit_text} · :{colour}[**{outcome.upper()}**]")
 
 
 @st.fragment
 def draw_and_correct(entry) -> None:
     """Input and results together, so drawing reruns only this part of the page."""
-    source = state.offered(st.radio("Input", INPUTS, horizontal=True, key=state.kept("draw_input")), INPUTS)
+    source = state.offered(st.radio("Input", INPUTS, horizontal=True, key=state.kept(draw_inputs.INPUT_KEY)), INPUTS)
     given = {"Draw": drawn_digit, "Upload": uploaded_digit, "Test digit": test_digit}[source]()
     centre, down, right = position_controls(source)
     if given is None:
@@ -343,8 +352,9 @@ st.title("Draw & correct")
 st.markdown("The report's Fig. 6: a VAE trained on MNIST gives back the *typical* version of what it sees. "
             "It fills faint or broken strokes and drops stray ink, and the input–output difference shows "
             "where. A digit it reconstructs badly has a high score: above the threshold, it is an anomaly.")
+draw_inputs.open_as_linked()
 selected = state.selected_entry()
 if selected is None:
-    st.error("No usable model in checkpoints/. Train one: `python -m vae train`.")
+    st.error(f"No usable model on this server. {train_one_hint()}")
 else:
     draw_and_correct(selected)

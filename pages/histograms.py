@@ -1,4 +1,6 @@
 """Error histograms (report Fig. 7): reconstruction error of every training and test image, and the threshold."""
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -6,14 +8,20 @@ from plotly.subplots import make_subplots
 
 from studio import caches, state
 from studio.display import upscale
+from studio.retrain import train_one_hint
 from vae import benchmark
 from vae.data import FALLBACK_SUBSET
 from vae.detector import DETECTOR_SCORES, verdict_scores
+from vae.flaws import FLAW_KINDS
 from vae.latent import reconstruct_rows
 from vae.scores import (
     THRESHOLD_RULES,
+    Confusion,
+    clicked_threshold,
+    confusion_at,
     expected_share_of_test,
     fraction_above,
+    percentile_of,
     share_of_test_above,
     share_of_test_per_bin,
     shared_bins,
@@ -26,14 +34,18 @@ from vae.scores import (
 TRAIN_COLOUR, TEST_COLOUR = "#1f77b4", "#ff7f0e"  # the report's blue and orange
 OTHER_COLOUR = "#d62728"  # a one-class model's test images of the digits it never saw
 RULE_KEY, PERCENTILE_KEY, K_KEY, TAIL_KEY = "hist_rule", "hist_percentile", "hist_k", "hist_tail"
-SCORE_KEY = state.VERDICT_SCORE_KEY  # shared with the Draw page: its verdict reads the score counted here
-PAGE_SCORE = "blurred_error"  # precomputed for the shipped models
-PERCENTILE_RANGE = (90.0, 100.0)
+ANOMALY_KEY = "hist_anomalies"
+SCORE_KEY = state.HISTOGRAM_SCORE_KEY  # this page's own: the Draw verdict keeps its own score (default "guarded")
+PAGE_SCORE = "blurred_error"  # the report's reconstruction error, blurred 1 px; precomputed for the shipped models
+CLICK_KEY = "hist_clicked_x"  # session state: the x a click on a histogram asked for, applied before the widgets
+PERCENTILE_RANGE = (50.0, 100.0)
 K_RANGE = (0.0, 10.0)
 TAIL_PERCENTILES = [90.0, 95.0, 99.0, 99.9]
 MIN_IMAGES_FOR_SHARE = 20  # a bin with fewer images gives no meaningful test share
 GALLERY_SIZE = 16
 GALLERY_COLUMNS = 8
+HISTOGRAM_FLAWS_TEXT = (f"{caches.HISTOGRAM_FLAWS_PER_KIND:,} test digits with each synthetic flaw ("
+                        + ", ".join(FLAW_KINDS[1:]) + ")")
 
 
 def digits_phrase(digits: list[int]) -> str:
@@ -57,9 +69,18 @@ def bars(fig, edges, values, counts, name, colour, total, **where):
                   **where)
 
 
+def click_layer(fig, edges, height, **where):
+    """Invisible full-height bars under the histogram's, one per bin: a click anywhere over a bin (not only on a
+    bar, often too short to hit in the tail) selects that bin's x."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig.add_trace(go.Bar(x=centres, y=np.full(len(centres), height), width=np.diff(edges), marker_color="rgba(0,0,0,0)",
+                         hoverinfo="none", showlegend=False, name="click to set the threshold"), **where)
+
+
 def histogram_figure(groups, edges, limit) -> go.Figure:
     """groups: (errors, name, colour) per histogram, all on the same bins."""
     fig = go.Figure()
+    click_layer(fig, edges, max(split_histogram(errors, edges)[1].max() for errors, _, _ in groups if len(errors)))
     for errors, name, colour in groups:
         counts, percent = split_histogram(errors, edges)
         bars(fig, edges, percent, counts, name, colour, len(errors))
@@ -72,6 +93,8 @@ def histogram_figure(groups, edges, limit) -> go.Figure:
 def tail_figure(groups, train, test, edges, limit, expected) -> go.Figure:
     """The groups' bars on top; below, the share of each bin's images (training and all test) that are test images."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.06)
+    click_layer(fig, edges, max(split_histogram(errors, edges)[1].max() for errors, _, _ in groups if len(errors)),
+                row=1, col=1)
     for errors, name, colour in groups:
         group_counts, percent = split_histogram(errors, edges)
         bars(fig, edges, percent, group_counts, name, colour, len(errors), row=1, col=1)
@@ -94,26 +117,81 @@ def tail_figure(groups, train, test, edges, limit, expected) -> go.Figure:
     return fig
 
 
+def threshold_from_click(x: float, train_errors: np.ndarray) -> None:
+    """Move the threshold widgets to the error `x` a visitor clicked: the k of mean + k·σ under that rule, else
+    the training percentile at `x` (the training maximum's rule becomes the percentile rule)."""
+    if st.session_state.get(RULE_KEY) == "mean_k_sigma":
+        k = (x - train_errors.mean()) / (train_errors.std() or 1.0)
+        st.session_state[K_KEY] = round(float(np.clip(k, *K_RANGE)), 1)
+    else:
+        st.session_state[RULE_KEY] = "percentile"
+        st.session_state[PERCENTILE_KEY] = round(float(np.clip(percentile_of(x, train_errors), *PERCENTILE_RANGE)), 1)
+
+
+def remember_click(chart_key: str, low: float, high: float) -> None:
+    """on_select of a histogram: keep the clicked error for the next run, which sets the widgets from it."""
+    x = clicked_threshold(st.session_state.get(chart_key), low, high)
+    if x is not None:
+        st.session_state[CLICK_KEY] = x
+
+
+def clickable_chart(fig, key: str, edges: np.ndarray) -> None:
+    st.plotly_chart(fig, key=key, selection_mode=("points", "box"),
+                    on_select=functools.partial(remember_click, key, float(edges[0]), float(edges[-1])))
+
+
+def confusion_table(confusion: Confusion, anomaly_name: str, normal_name: str) -> list[dict]:
+    return [{"": f"{anomaly_name} (anomalies)", "flagged": confusion.true_positives, "passed": confusion.false_negatives},
+            {"": f"{normal_name} (normal)", "flagged": confusion.false_positives, "passed": confusion.true_negatives}]
+
+
+def show_confusion(entry, score_name: str, normal: np.ndarray, normal_name: str, limit: float) -> None:
+    """Anomagram's view: at this threshold, what is flagged of the normal test digits and of each of the
+    Detection benchmark's anomaly sets."""
+    st.subheader("At this threshold: test digits against the benchmark's anomalies")
+    anomalies = caches.anomaly_scores_for(entry, score_name)
+    chosen = state.offered(st.radio("Anomalies", [*anomalies, "both"], horizontal=True,
+                                    key=state.kept(ANOMALY_KEY, "both", [*anomalies, "both"])), [*anomalies, "both"])
+    positives = np.concatenate(list(anomalies.values())) if chosen == "both" else anomalies[chosen]
+    name = "flawed digits and non-digits" if chosen == "both" else chosen
+    confusion = confusion_at(normal, positives, limit)
+    table_column, numbers = st.columns([3, 2])
+    table_column.dataframe(confusion_table(confusion, name, normal_name), hide_index=True)
+    precision, recall = confusion.precision, confusion.recall
+    first, second, third = numbers.columns(3)
+    first.metric("Precision", "—" if np.isnan(precision) else f"{precision:.1%}",
+                 help="Of the images flagged, the share that are anomalies.")
+    second.metric("Recall", f"{recall:.1%}", help="Of the anomalies, the share flagged.")
+    third.metric("False alarms", f"{confusion.false_alarm_rate:.1%}", help=f"Of the {normal_name}, the share flagged.")
+    st.caption(f"Normal: the {len(normal):,} {normal_name}. Anomalies: {HISTOGRAM_FLAWS_TEXT} and "
+               f"{len(anomalies['non-digits']):,} non-digits (letters, shapes, scribbles, noise, scikit-learn's 8×8 "
+               "digits; the evaluation seed, never used to choose anything), as on the Detection benchmark page. "
+               "Precision depends on how many of each there are: here about one anomaly for every "
+               f"{len(normal) / max(len(positives), 1):.0f} normal digits.")
+
+
 st.title("Error histograms")
-st.markdown("Anomaly scores (by default 'guarded', the measured best at flagging non-digits; 'blurred_error' is "
-            "the report's reconstruction error, blurred 1 px) of the training and every test image "
-            "(report Fig. 7). Blue: training images, orange: test images the model never saw (for a one-class "
-            "model: test images of its digits, and red: of the other digits). Images whose error "
-            "passes the threshold are flagged as anomalies; the Draw page uses the threshold chosen here.")
+st.markdown("The reconstruction error of the training and every test image (report Fig. 7; other anomaly scores "
+            "can be picked below). Blue: training images, orange: test images the model never saw (for a one-class "
+            "model: test images of its digits, and red: of the other digits). Images whose score passes the "
+            "threshold are flagged as anomalies; the threshold rule chosen here (a training percentile, or mean + "
+            "k·σ) is the one every page uses, each on its own score.")
 
 entry = state.selected_entry()
 if entry is None:
-    st.error("No usable checkpoint: train one with `python -m vae train`.")
+    st.error(f"No usable model on this server. {train_one_hint()}")
     st.stop()
 try:
     data = caches.data()
     model, _ = caches.model_for(entry)
     options = verdict_scores(model)
     lines = benchmark.strength_lines(options)
-    score_name = state.offered(st.selectbox("Score", options, key=state.kept(SCORE_KEY, options[0], options),
+    default = PAGE_SCORE if PAGE_SCORE in options else options[0]
+    score_name = state.offered(st.selectbox("Score", options, key=state.kept(SCORE_KEY, default, options),
                                             format_func=lambda s: f"{s} — {lines[s]}",
-                                            help="What is counted, and what the Draw page's verdict reads: "
-                                            "each score's measured strength is on the Detection benchmark page."), options)
+                                            help="What is counted. The Draw page's verdict reads its own choice of "
+                                            "score ('guarded' unless changed there); each score's measured strength "
+                                            "is on the Detection benchmark page."), options)
     st.caption(f"**{score_name}**: {DETECTOR_SCORES[score_name]}.")
     if score_name == PAGE_SCORE:  # the report's Fig. 7 score: every training image, precomputed for the shipped models
         train_errors, test_errors = caches.scores_for(entry)
@@ -144,6 +222,11 @@ else:
 
 # --- threshold ------------------------------------------------------------------------------------------
 st.subheader("Threshold")
+st.caption("Set it with the controls, or click over a bar of either histogram below: the threshold moves to "
+           "that error (with the chart's box-select tool, to a dragged box's left edge).")
+clicked = st.session_state.pop(CLICK_KEY, None)
+if clicked is not None:
+    threshold_from_click(float(clicked), train_errors)
 start_rule, start_percentile, start_k = threshold_widget_defaults()
 controls = st.columns([2, 3])
 rule = state.offered(controls[0].radio("Rule", list(THRESHOLD_RULES), format_func=THRESHOLD_RULES.get,
@@ -183,10 +266,12 @@ if digits is not None:
                         help=f"Test images of digits the model never saw, above the threshold: "
                              f"{int((other_test > limit).sum()):,} of {len(other_test):,}: the anomalies it should find.")
 
+show_confusion(entry, score_name, own_test, "test digits" if digits is None else f"test {digits_text}", limit)
+
 # --- histograms -----------------------------------------------------------------------------------------
 st.subheader("All images")
 edges = shared_bins(train_errors, test_errors, bins=80)
-st.plotly_chart(histogram_figure(groups, edges, limit), key="hist_chart_all")
+clickable_chart(histogram_figure(groups, edges, limit), "hist_chart_all", edges)
 st.caption(f"{'Both splits' if digits is None else 'All three groups'} on the same bins, each as a percentage of its "
            f"own images ({len(train_errors):,} training against {len(test_errors):,} test images would otherwise "
            f"hide the smaller group's bars).")
@@ -197,7 +282,7 @@ tail_from = st.select_slider("Zoom into errors above the training percentile", T
 tail_low = float(np.percentile(train_errors, tail_from))
 tail_edges = shared_bins(train_errors, test_errors, bins=30, low=tail_low)
 tail_share, tail_n = share_of_test_above(train_errors, test_errors, tail_low)
-st.plotly_chart(tail_figure(groups, train_errors, test_errors, tail_edges, limit, expected), key="hist_chart_tail")
+clickable_chart(tail_figure(groups, train_errors, test_errors, tail_edges, limit, expected), "hist_chart_tail", tail_edges)
 if tail_n:
     ratio = tail_share / expected
     st.markdown(f"Above the training {tail_from:g}th percentile (error {tail_low:.1f}) lie {tail_n:,} images, "

@@ -2,12 +2,20 @@
 numbers behind it, computed live."""
 import streamlit as st
 
-from studio import caches, navigation, state
-from studio.latent_text import compare_cluster_scores
-from vae import benchmark, shift_benchmark
+from studio import caches, draw_inputs, navigation, state
+from studio.latent_text import default_pair
+from vae import benchmark, cluster_compare, shift_benchmark
 from vae.data import default_data_root
 from vae.scores import fraction_above
 from vae.server import registry
+
+PAGE_SUMMARIES = {
+    "draw": "draw, upload or pick a digit; see what each model corrects and whether it is an anomaly",
+    "latent": "the digits' codes under every model, 2-D and 3-D, and what each point decodes to",
+    "histograms": "the error of every training and test image, the threshold, and what it flags",
+    "benchmark": "how well each score flags flawed digits, non-digits and other digits, measured",
+}
+LATENT_SIZES = (2, 3)  # the report's Fig. 4/5 sizes, the ones the Latent page shows
 
 
 def shipped_models_table() -> list[dict]:
@@ -26,26 +34,36 @@ def shipped_models_table() -> list[dict]:
 
 
 def show_cluster_scores() -> None:
-    rows, by_kind = [], {}
-    for kind in ("ae", "vae"):
-        entry = caches.find_entry(kind, 2)
-        if entry is not None:
-            scores = by_kind[kind] = caches.get_cluster_scores(str(entry.path), entry.mtime, default_data_root())
-            rows.append({"model": entry.name, "k-NN accuracy": 100 * scores["knn_accuracy"],
-                         "silhouette": scores["silhouette"], "cluster size ratio": scores["size_ratio"]})
+    """Both numbers of the report's claim at both small latent sizes, for the AE and VAE the sidebar offers (the
+    selected model for its own kind and size, else the shipped one), and which model wins at which size."""
+    entries, selected = caches.usable_entries(), state.selected_entry()
+    rows, by_latent = [], {}
+    for latent in LATENT_SIZES:
+        pair = default_pair(entries, latent, selected)
+        if None in pair.values():
+            continue
+        ae, vae = (next(e for e in entries if str(e.path) == pair[kind]) for kind in ("ae", "vae"))
+        differences = caches.get_cluster_comparison(str(ae.path), ae.mtime, str(vae.path), vae.mtime, default_data_root())
+        by_latent[latent] = differences
+        knn, silhouette = differences
+        for entry, kind in ((ae, "ae"), (vae, "vae")):
+            rows.append({"latent": latent, "model": entry.name, "k-NN accuracy": 100 * getattr(knn, kind),
+                         "silhouette": getattr(silhouette, kind)})
     if not rows:
-        st.caption("No 2-D AE or VAE in checkpoints/ to measure.")
+        st.caption("No AE and VAE pair with a 2- or 3-dimensional latent in checkpoints/ to measure.")
         return
     st.dataframe(rows, hide_index=True, column_config={
         "k-NN accuracy": st.column_config.NumberColumn(format="%.1f%%"),  # one decimal, as every share in the app
         "silhouette": st.column_config.NumberColumn(format="%.3f"),
-        "cluster size ratio": st.column_config.NumberColumn(format="%.2f"),
     })
-    st.caption(f"On the {len(caches.data().test_labels):,} test digits, in the 2-D latent itself. k-NN accuracy: "
-               "how often a digit's 5 nearest neighbours name it correctly; silhouette (−1…1): how tight and "
-               "separate the digit clusters are; size ratio: largest over smallest cluster radius, 1 = all equally big.")
-    if len(by_kind) == 2:
-        st.markdown(compare_cluster_scores(by_kind["ae"], by_kind["vae"]))
+    for latent, differences in by_latent.items():
+        st.markdown(cluster_compare.describe(latent, differences))
+    st.markdown(cluster_compare.verdict(by_latent))
+    st.caption(f"On the {len(caches.data().test_labels):,} test digits, in the latent itself. k-NN accuracy: how "
+               "often a digit's 5 nearest neighbours name it correctly; silhouette (−1…1): how tight and separate the "
+               f"digit clusters are. A gap under {cluster_compare.TIE_SE:g} standard errors of the test digits' own "
+               "spread (paired, digit by digit) is called a tie. Each kind and size is one trained model: how far "
+               "another training seed would move these numbers is not measured, so a small win may not hold up.")
 
 
 def show_threshold() -> None:
@@ -71,13 +89,19 @@ st.markdown("A live companion to a research report on **convolutional autoencode
             "something it never learned) stands out: the reconstruction error is an anomaly score. Every "
             "number in this app is computed from the models in `checkpoints/`, none is copied from the report.")
 
+st.markdown("**The pages**")
+for name, (title, icon) in list(navigation.PAGES.items())[1:]:
+    st.page_link(navigation.page_file(name), label=f"{title}: {PAGE_SUMMARIES[name]}", icon=icon)
+
 st.header("What the report found, and where to see it")
 
 st.subheader("Fig. 4 / 5 — latent clusters")
 st.markdown("With a 2- or 3-dimensional latent, both models sort the digits into clusters without ever seeing "
-            "a label. The AE's clusters differ in size and leave wide empty gaps between them; the VAE's are "
-            "tighter, more equal in size, and fill the gaps — the sign of a model that generalises.")
-st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D", icon="🌌")
+            "a label. The report finds the AE's clusters differing in size with wide empty gaps between them, and "
+            "the VAE's tighter, more equal in size and filling the gaps — the sign of a model that generalises. "
+            "Measured here on this app's models, at both sizes:")
+st.page_link(navigation.page_file("latent"), label="Latent space: the clusters of every model, 2-D and 3-D",
+             icon=":material/scatter_plot:")
 show_cluster_scores()
 
 st.subheader("Fig. 6 — local correction")
@@ -85,21 +109,22 @@ st.markdown("A VAE with a 64-dimensional latent, given a digit it never saw, ret
             "local flaws corrected — faint strokes filled in, small protrusions removed — and no misreading. "
             "Comparing input and output finds the flawed spots.")
 st.page_link(navigation.page_file("draw"), label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
-             "corrected spots circled", icon="✏️")
+             "corrected spots circled", icon=":material/draw:")
 
 st.subheader("Fig. 7 — error as an anomaly score")
 st.markdown("Histograms of the reconstruction error of training images and of unseen test images overlap, "
             "but in the high-error tail the share of unseen images rises. So an error above a threshold set on "
             "the training images flags an anomaly.")
 st.page_link(navigation.page_file("histograms"), label="Error histograms: both histograms, the tail, and the threshold "
-             "rule that every page uses", icon="📊")
+             "rule that every page uses", icon=":material/bar_chart:")
 show_threshold()
 
 st.subheader("Fig. 8 — too small a latent over-corrects")
 st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
             "outputs look alike, and some digits come back as a different digit.")
-st.page_link(navigation.page_file("draw"), label="Draw & correct, lower half: the same digit through latent 3 vs 64 and "
-             "AE vs VAE", icon="✏️")
+st.page_link(navigation.page_file("draw"), label="Draw & correct, opened on a test digit: scroll to \"The same digit "
+             "through other models\" for latent 3 vs 64 and AE vs VAE", icon=":material/draw:",
+             query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
 
 st.subheader("Why convolutions (report §1–2)")
 st.markdown("The report's reason for a convolutional model at all: a fully-connected model used for anomaly "
@@ -109,9 +134,9 @@ st.markdown("The report's reason for a convolutional model at all: a fully-conne
             "against a fully-connected baseline with as many parameters.")
 st.markdown(shift_benchmark.conclusion(benchmark.read_results("shift")))
 st.page_link(navigation.page_file("draw"), label="Draw & correct: switch centring off, move the digit, see the conv "
-             "and the fully-connected model side by side", icon="✏️")
+             "and the fully-connected model side by side", icon=":material/draw:")
 st.page_link(navigation.page_file("benchmark"), label="Detection benchmark: error, false alarms and AUROC against "
-             "the shift, 3 seeds", icon="📏")
+             "the shift, 3 seeds", icon=":material/fact_check:")
 
 st.header("The shipped models")
 rows = shipped_models_table()

@@ -2,6 +2,7 @@
 
     pytest -m browser                    # writes test-artifacts/page-<name>-<size>.png and draw.png
     python scripts/update_screenshots.py # → docs/<name>.png, 1,000 px wide
+    python scripts/update_screenshots.py home draw   # only these pages
 """
 from __future__ import annotations
 
@@ -18,9 +19,15 @@ WIDTH = 1000  # px in docs/
 MAX_HEIGHT = 1600  # a long page is cut here: the README shows its top
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
     (ROOT / "docs").mkdir(exist_ok=True)
+    unknown = set(names) - set(PAGES)
+    if unknown:
+        print(f"error: no page {', '.join(sorted(unknown))}; the pages are {', '.join(PAGES)}", file=sys.stderr)
+        return 2
     for name, file in PAGES.items():
+        if names and name not in names:
+            continue
         source = ROOT / "test-artifacts" / file
         if not source.exists():
             print(f"error: {source} is missing; run: pytest -m browser", file=sys.stderr)
@@ -35,4 +42,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -8,14 +8,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from vae import calibrate_spot_level, load_checkpoint, load_mnist, precomputed
+from vae import benchmark, calibrate_spot_level, cluster_compare, load_checkpoint, load_mnist, precomputed
 from vae.checkpoint import ONE_CLASS_FOLDER, SUFFIX, checkpoint_dir
 from vae.correction import fitted_difference
 from vae.data import MnistData, default_data_root, rows_seen_by
 from vae.detector import Detector
 from vae.devices import pick_device
+from vae.flaws import FLAW_KINDS
 from vae.latent import cluster_scores, embed_dataset
-from vae.scores import dataset_scores
+from vae.nondigits import EVALUATION_SEED, nondigit_set
+from vae.scores import SCORES, dataset_scores
 from vae.server import registry
 
 
@@ -176,3 +178,42 @@ def get_detector_scores(path: str, mtime: float, root: str, score: str) -> tuple
 
 def detector_scores_for(entry: registry.CheckpointEntry, score: str) -> tuple[np.ndarray, np.ndarray]:
     return get_detector_scores(str(entry.path), entry.mtime, default_data_root(), score)
+
+
+@st.cache_data(show_spinner="Comparing the AE's and the VAE's clusters (once per pair of models)…", max_entries=16)
+def get_cluster_comparison(ae_path: str, ae_mtime: float, vae_path: str, vae_mtime: float,
+                           root: str) -> list[cluster_compare.Difference]:
+    """k-NN accuracy and silhouette of the two models' test-digit codes, with the test digits' paired spread."""
+    labels = get_data(root).test_labels.numpy()
+    return cluster_compare.compare(get_embeddings(ae_path, ae_mtime, root), get_embeddings(vae_path, vae_mtime, root),
+                                   labels)
+
+
+ANOMALY_SETS = ("flawed digits", "non-digits")  # the Detection benchmark's two kinds of anomaly, on the histograms
+HISTOGRAM_FLAWS_PER_KIND = 250  # test digits per flaw kind (the benchmark itself uses 2,000)
+
+
+@st.cache_resource(show_spinner="Drawing the benchmark's flawed digits and non-digits (once per server)…", max_entries=2)
+def get_anomaly_images(root: str) -> dict[str, torch.Tensor]:
+    """The Detection benchmark's anomalies as uint8 (N, 1, 28, 28): test digits with each synthetic flaw
+    (vae/flaws.py, benchmark.flawed_test_digits) and the non-digits of the evaluation seed (vae/nondigits.py)."""
+    d = get_data(root)
+    flawed = [benchmark.flawed_test_digits(d, kind, HISTOGRAM_FLAWS_PER_KIND)[1] for kind in FLAW_KINDS[1:]]
+    others = nondigit_set(benchmark.OOD_IMAGES_PER_KIND, EVALUATION_SEED).values()
+    as_uint8 = lambda images: torch.from_numpy(np.round(np.concatenate(list(images)) * 255).astype(np.uint8)[:, None])  # noqa: E731
+    return dict(zip(ANOMALY_SETS, (as_uint8(flawed), as_uint8(others))))
+
+
+@st.cache_resource(show_spinner="Scoring the flawed digits and non-digits (once per model and score)…", max_entries=16)
+def get_anomaly_scores(path: str, mtime: float, root: str, score: str) -> dict[str, np.ndarray]:
+    """Each anomaly set's scores under `score`, as the histograms score the test digits."""
+    images = get_anomaly_images(root)
+    if score in SCORES:
+        model, _ = get_model(path, mtime)
+        return {name: dataset_scores(model, batch, score) for name, batch in images.items()}
+    detector = get_detector(path, mtime, root, score)
+    return {name: detector.decision_function(batch) for name, batch in images.items()}
+
+
+def anomaly_scores_for(entry: registry.CheckpointEntry, score: str) -> dict[str, np.ndarray]:
+    return get_anomaly_scores(str(entry.path), entry.mtime, default_data_root(), score)

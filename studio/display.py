@@ -72,14 +72,15 @@ CAPTION_HEIGHT = 30  # pixels under each panel for its caption
 CAPTION_SIZE = 16  # pixels, the font Pillow ships (it lacks some signs such as ×: keep captions plain)
 
 
-def result_sheet(panels: list[np.ndarray], captions: list[str]) -> Image.Image:
-    """The panels (RGB uint8, any sizes) side by side on white, each captioned underneath: the picture
-    a user downloads. Captions are drawn in Pillow's own font, so keep them short and plain."""
+def result_sheet(panels: list[np.ndarray], captions: list[str], summary: str | None = None) -> Image.Image:
+    """The panels (RGB uint8, any sizes) side by side on white, each captioned underneath, and `summary` (the
+    model, score, threshold and verdict) in a line below them: the picture a user downloads. Text is drawn in
+    Pillow's own font, so keep it short and plain."""
     if len(panels) != len(captions):
         raise ValueError(f"{len(panels)} panels but {len(captions)} captions")
     images = [Image.fromarray(np.asarray(p, dtype=np.uint8)).convert("RGB") for p in panels]
     width = SHEET_MARGIN + sum(image.width + SHEET_MARGIN for image in images)
-    height = SHEET_MARGIN + max(image.height for image in images) + CAPTION_HEIGHT
+    height = SHEET_MARGIN + max(image.height for image in images) + CAPTION_HEIGHT + (CAPTION_HEIGHT if summary else 0)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(CAPTION_SIZE)
@@ -88,15 +89,24 @@ def result_sheet(panels: list[np.ndarray], captions: list[str]) -> Image.Image:
         sheet.paste(image, (x, SHEET_MARGIN))
         draw.text((x, SHEET_MARGIN + image.height + 6), caption, fill="black", font=font)
         x += image.width + SHEET_MARGIN
+    if summary:
+        top = SHEET_MARGIN + max(image.height for image in images) + CAPTION_HEIGHT
+        draw.text((SHEET_MARGIN, top), summary, fill="black", font=font)
     return sheet
 
 
-def png_bytes(image: Image.Image | np.ndarray) -> bytes:
-    """An image encoded as PNG, for a download button or a data URL."""
+def png_bytes(image: Image.Image | np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """An image encoded as PNG, for a download button or a data URL; `text` goes into its tEXt chunks
+    (e.g. score and verdict, which any image viewer's properties or `exiftool` show)."""
+    from PIL.PngImagePlugin import PngInfo
+
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(str(key), str(value))
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    image.save(buffer, "PNG", pnginfo=info)
     return buffer.getvalue()
 
 

@@ -17,6 +17,18 @@ COMPARED_KEY = "draw_compared"  # session state: list of digits kept for the com
 CANVAS_KEY = "draw_canvas"
 UPLOAD_KEY = "draw_upload"
 MAX_SHIFT = 8  # px, either way: the shift control's range
+INPUT_KEY = "draw_input"  # the Input radio: "Draw", "Upload" or "Test digit"
+# A link's query string that opens the page on a test digit (Home's Fig. 8 link), not on an empty canvas.
+OPEN_ON_TEST_DIGIT = {"input": "test-digit"}
+
+
+def open_as_linked() -> None:
+    """Call before the Input radio is drawn: a link with OPEN_ON_TEST_DIGIT switches it to "Test digit", once (the
+    parameter is taken out of the address, so a reload keeps what the visitor chose since)."""
+    (name, value), = OPEN_ON_TEST_DIGIT.items()
+    if st.query_params.get(name) == value:
+        st.session_state[INPUT_KEY] = "Test digit"
+        del st.query_params[name]
 
 
 def _kept() -> dict:

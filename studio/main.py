@@ -2,13 +2,18 @@
 
 It lives here rather than beside pages/, where Streamlit would first run its older pages-folder mode.
 """
+from pathlib import Path
+
 import streamlit as st
 import torch
 
 from studio import navigation
 from studio.sidebar import sidebar
 
-st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=":material/search:", layout="wide")
+# The tab's icon from this server: an emoji or a :material/…: icon is fetched from a CDN or font server by the
+# browser, which fails offline and tells a third party who visits.
+ICON = Path(__file__).resolve().with_name("icon.png")
+st.set_page_config(page_title="Conv-VAE anomaly studio", page_icon=str(ICON), layout="wide")
 page = st.navigation(navigation.pages())
 
 # One image at a time is what the pages mostly compute: one thread answers in ~2 ms, while two

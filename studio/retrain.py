@@ -7,6 +7,8 @@ and rename or delete their models.
 """
 from __future__ import annotations
 
+import time
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -14,13 +16,26 @@ from studio import caches, state
 from vae.checkpoint import checkpoint_dir
 from vae.server import jobs, registry
 from vae.server.limits import LIMITS
+from vae.training_run import progress_fraction, progress_line
 
 SEEN_KEY = "retrain_seen"  # session state: ids of this visitor's ended jobs already acted upon
 TRAINABLE_KINDS = ("vae", "ae", "fc-vae", "fc-ae")
 MODELS_MESSAGE_KEY = "retrain_models_message"  # session state: (kind, text) after a rename or delete
 PICK_KEY, NEW_NAME_KEY = "retrain_models_pick", "retrain_models_new_name"
 CONFIRM_KEY = "retrain_models_confirm"  # session state: file name waiting for "Yes, delete"
+CANCEL_WAIT_S = 1.0  # Cancel waits this long for the job to end, so the next view already says it did
+CLOSE_REFRESH_S = 1.0  # while a cancel is on its way, the progress is redrawn this often
 
+
+def train_one_hint(kind: str | None = None, latent: int | None = None) -> str:
+    """Where a web visitor trains a missing model: the sidebar's Retrain panel, never the command line."""
+    settings = []
+    if kind is not None:
+        settings.append(f"Model {kind.upper()}")
+    if latent is not None:
+        settings.append(f"Latent size {latent}")
+    return ("Train one in the sidebar: **Retrain a model**" + (f" ({', '.join(settings)})" if settings else "")
+            + "; it appears in the model picker when it is done.")
 
 
 def retrain_sidebar() -> None:
@@ -31,7 +46,9 @@ def retrain_sidebar() -> None:
         retrain_form(manager)
         mine = manager.jobs(owner=state.visitor_key())
         with progress_area:
-            if any(job.active for job in mine):
+            if any(job.active and job.cancel_requested for job in mine):
+                live_progress_closely()
+            elif any(job.active for job in mine):
                 live_progress()
             for job in mine:
                 if not job.active:
@@ -103,6 +120,16 @@ def retrain_form(manager: jobs.JobManager) -> None:
 def live_progress() -> None:
     """This session's running or waiting jobs, redrawn every few seconds without rerunning the page (once a
     second, with Streamlit's garbage collection after each run, an open tab cost the server 0.11 core)."""
+    show_progress()
+
+
+@st.fragment(run_every=CLOSE_REFRESH_S)
+def live_progress_closely() -> None:
+    """The same, every second, while a cancel is on its way (seconds at most)."""
+    show_progress()
+
+
+def show_progress() -> None:
     manager = jobs.shared_manager()
     mine = manager.jobs(owner=state.visitor_key())
     seen = st.session_state.get(SEEN_KEY, set())
@@ -115,16 +142,28 @@ def live_progress() -> None:
             show_running_job(manager, job)
 
 
+def cancel_job(manager: jobs.JobManager, job_id: str, owner: str) -> None:
+    """Cancel, then wait up to CANCEL_WAIT_S for the process to end, so the page shows it ended."""
+    if manager.cancel(job_id, owner):
+        manager.wait(job_id, CANCEL_WAIT_S)
+
+
 def show_running_job(manager: jobs.JobManager, job: jobs.JobView) -> None:
     st.markdown(f"**{jobs.describe_spec(job.spec)}**")
-    st.progress(job.fraction_done, text=job.status_line)
+    now = time.time()
+    if job.state in (jobs.RUNNING, jobs.SAVING):
+        st.progress(progress_fraction(job.progress, job.first_report, now), text=progress_line(job.progress, now))
+    else:
+        st.progress(0.0, text=job.status_line)
     if job.curve:
         st.plotly_chart(loss_figure(job.curve), key=f"retrain_curve_{job.id}", config={"displayModeBar": False})
     if job.cancel_requested:
         st.caption("Cancelling…")
     elif job.state in (jobs.QUEUED, jobs.STARTING, jobs.RUNNING):
         st.button("Cancel", key=f"retrain_cancel_{job.id}", icon=":material/stop:",
-                  on_click=manager.cancel, args=(job.id, job.owner), help="Stops within a second; nothing is saved.")
+                  on_click=cancel_job, args=(manager, job.id, job.owner),
+                  help="Stops the training at once (the process is ended); nothing is saved. Once the model is "
+                       "being saved it can no longer be cancelled.")
 
 
 def loss_figure(curve) -> go.Figure:
@@ -174,9 +213,11 @@ def my_models() -> None:
     confirm = st.session_state.get(CONFIRM_KEY)
     if confirm in labels:
         st.warning(f"Delete **{confirm}** for good?")
-        yes, keep = st.columns(2)
-        yes.button(f"Yes, delete {confirm}", key="retrain_models_yes", type="primary", on_click=delete_confirmed)
-        keep.button("Keep it", key="retrain_models_keep", on_click=st.session_state.pop, args=(CONFIRM_KEY, None))
+        # One above the other, the sidebar's full width each: side by side, "Yes, delete" was cut to "Yes, delet…".
+        st.button("Yes, delete it", key="retrain_models_yes", type="primary", on_click=delete_confirmed,
+                  icon=":material/delete_forever:", width="stretch")
+        st.button("Keep it", key="retrain_models_keep", on_click=st.session_state.pop, args=(CONFIRM_KEY, None),
+                  width="stretch")
 
 
 def own_entries() -> list[registry.CheckpointEntry]:

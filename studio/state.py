@@ -12,7 +12,8 @@ from vae.scores import DEFAULT_RULE, THRESHOLD_RULES, threshold
 from vae.server import registry
 from vae.server.traffic import address_key
 
-VERDICT_SCORE_KEY = "verdict_score"  # the score the Draw verdict and the Error histograms read (vae.detector)
+VERDICT_SCORE_KEY = "verdict_score"  # the score the Draw verdict reads (vae.detector); default "guarded"
+HISTOGRAM_SCORE_KEY = "histogram_score"  # the score the Error histograms count; default the report's error
 
 DEFAULT_MODEL = "vae-z64.pt"
 MODEL_KEY = "model_path"  # path (str) of the model chosen in the sidebar

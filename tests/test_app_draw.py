@@ -27,6 +27,7 @@ from studio.state import DRAWN_DIGIT_KEY, THRESHOLD_KEY
 from vae import load_checkpoint, prepare_array
 from vae.checkpoint import checkpoint_dir
 from vae.correction import correct, skipped_specks, spots_in
+from vae.data import default_data_root
 from vae.detector import DEFAULT_VERDICT_SCORE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -539,3 +540,48 @@ def test_the_default_verdict_reads_guarded_and_offers_every_score_with_its_stren
     assert any(option.startswith("blurred_error — ") for option in choice.options[1:])
     assert_consistent_verdict(at)
     assert metrics(at)["Verdict"] == "NORMAL"  # a plain drawn 7 is a digit
+
+
+def test_a_score_just_above_the_threshold_is_shown_with_the_decimals_that_tell_them_apart(canvas, mnist):
+    """The threshold set just under test digit 0's own score: at one decimal both read alike ('3.7 > 3.7' was
+    shown); the page shows as many decimals as make the sign true of the numbers on the screen."""
+    from studio import caches
+    from vae.server import registry
+
+    model, _ = load_checkpoint(CHECKPOINTS / "vae-z64.pt")
+    score = correct(model, mnist.test_images[0, 0].numpy() / 255.0).score
+    entry = registry.entry_for(CHECKPOINTS / "vae-z64.pt")
+    train = np.sort(caches.get_scores(str(entry.path), entry.mtime, default_data_root())[0])
+    below = int(np.searchsorted(train, score)) - 1  # the training score just under this digit's
+    canvas(None)
+    at = draw_page()
+    at.radio(key="draw_input").set_value("Test digit").run()
+    at.session_state[THRESHOLD_KEY] = ("percentile", 100.0 * below / (len(train) - 1))
+    at.run()
+    text = next(m.value for m in at.markdown if m.value.startswith("Threshold"))
+    shown_score, sign, shown_limit = re.search(r"score ([\d.]+) (>|≤) ([\d.]+)", text).groups()
+    assert sign == ">" and shown_score != shown_limit and float(shown_score) > float(shown_limit)
+    assert f"{score:.1f}" == f"{train[below]:.1f}"  # the case the old text got wrong
+    assert metrics(at)["Anomaly score"] == shown_score  # the metric reads the same number
+
+
+def test_a_model_without_a_partner_of_its_size_sends_the_visitor_to_the_retrain_panel(canvas):
+    from vae.checkpoint import save_checkpoint
+    from vae.model import ConvVAE
+
+    lonely = CHECKPOINTS / "test-lonely-z8.pt"
+    save_checkpoint(ConvVAE(8), lonely, {"test_loss": {"total": 500.0}, "spot_level": 0.5})
+    try:
+        canvas(None)
+        at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=TIMEOUT)
+        at.session_state[state.VERDICT_SCORE_KEY] = "blurred_error"
+        at.session_state[state.MODEL_KEY] = str(lonely)
+        at.switch_page(navigation.page_file("draw")).run()
+        at.radio(key="draw_input").set_value("Test digit").run()
+        assert not at.exception and not at.error
+        texts = [c.value for c in at.caption] + [m.value for m in at.markdown]
+        assert any("No AE with latent 8" in t and "**Retrain a model** (Model AE, Latent size 8)" in t for t in texts)
+        assert not any("python -m vae train" in t for t in texts)  # never the command line to train, for a web visitor
+    finally:
+        lonely.unlink(missing_ok=True)
+

@@ -110,6 +110,63 @@ def test_the_threshold_chosen_here_is_the_one_the_draw_page_uses(page, errors):
     assert f"{limit:.1f}" in said and "training mean + 2.5·σ" in said
 
 
+def test_the_page_counts_the_reports_error_by_default_while_the_draw_verdict_keeps_its_own_score():
+    at = AppTest.from_file(navigation.MAIN_SCRIPT, default_timeout=300)
+    at.session_state[state.MODEL_KEY] = str(MODEL)
+    at.switch_page(navigation.page_file("histograms")).run()
+    assert_clean(at)
+    assert at.selectbox(key=state.HISTOGRAM_SCORE_KEY).value == "blurred_error"  # reconstruction error, Fig. 7
+    assert state.VERDICT_SCORE_KEY not in at.session_state  # the Draw page's choice is left alone ("guarded")
+    at.session_state[state.VERDICT_SCORE_KEY] = "guarded"  # chosen on the Draw page
+    at.run()
+    assert at.selectbox(key=state.HISTOGRAM_SCORE_KEY).value == "blurred_error"
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["title"]["text"] == "reconstruction error"
+
+
+def test_a_click_on_the_histogram_moves_the_threshold_there(page, errors):
+    """A click (or box) is kept by the chart's on_select as CLICK_KEY; the next run moves the widgets to it."""
+    page.switch_page(navigation.page_file("histograms")).run()  # an earlier test left it on Draw
+    train, _ = errors
+    page.radio(key="hist_rule").set_value("percentile").run()
+    x = float(np.percentile(train, 96.3))
+    page.session_state["hist_clicked_x"] = x
+    page.run()
+    assert_clean(page)
+    assert page.slider(key="hist_percentile").value == pytest.approx(96.3, abs=0.05)  # the control follows the click
+    assert page.session_state[state.THRESHOLD_KEY] == ("percentile", page.slider(key="hist_percentile").value)
+    assert float(metric(page, "Threshold (error)")) == pytest.approx(x, rel=0.01)
+    page.radio(key="hist_rule").set_value("mean_k_sigma").run()
+    page.session_state["hist_clicked_x"] = float(train.mean() + 2.0 * train.std())
+    page.run()
+    assert page.slider(key="hist_k").value == pytest.approx(2.0)
+    charts = page.get("plotly_chart")
+    assert all(chart.proto.selection_mode for chart in charts[:2])  # both histograms answer clicks and boxes
+
+
+def test_the_confusion_matrix_at_the_threshold_counts_test_digits_against_the_benchmarks_anomalies(page, errors):
+    from vae.scores import confusion_at
+
+    page.switch_page(navigation.page_file("histograms")).run()  # an earlier test left it on Draw
+    train, test = errors
+    page.radio(key="hist_rule").set_value("percentile").run()
+    page.slider(key="hist_percentile").set_value(99.0).run()
+    limit = threshold(train, "percentile", 99.0)
+    anomalies = caches.anomaly_scores_for(next(e for e in caches.usable_entries() if e.path == MODEL), "blurred_error")
+    assert set(anomalies) == {"flawed digits", "non-digits"} and all(len(v) > 100 for v in anomalies.values())
+    for choice, positives in (("both", np.concatenate(list(anomalies.values()))), ("non-digits", anomalies["non-digits"])):
+        page.radio(key="hist_anomalies").set_value(choice).run()
+        assert_clean(page)
+        expected = confusion_at(test, positives, limit)
+        table = next(d.value for d in page.dataframe if "flagged" in d.value.columns)
+        assert list(table["flagged"]) == [expected.true_positives, expected.false_positives]
+        assert list(table["passed"]) == [expected.false_negatives, expected.true_negatives]
+        assert int(table["flagged"].sum() + table["passed"].sum()) == len(test) + len(positives)
+        assert metric(page, "Precision") == f"{expected.precision:.1%}"
+        assert metric(page, "Recall") == f"{expected.recall:.1%}"
+        assert metric(page, "False alarms") == f"{fraction_above(test, limit):.1%}"
+
+
 # --- a one-class model: judged against its own digit ------------------------------------------------------
 
 ONE_CLASS_IMAGES = 600  # zeros the model trains on (a random subset, seed 0, as `--digits 0 --train-size 600`)
@@ -174,9 +231,10 @@ def test_a_one_class_model_is_judged_against_the_images_it_was_trained_on(one_cl
 
 def test_a_one_class_models_test_histogram_splits_its_digit_from_the_others(one_class_page, mnist):
     chart = json.loads(one_class_page.get("plotly_chart")[0].proto.spec)
-    names = [trace["name"] for trace in chart["data"] if trace["type"] == "bar"]
+    names = [trace["name"] for trace in chart["data"] if trace["type"] == "bar" and trace.get("showlegend") is not False]
     assert names == ["training (digit 0)", "test, digit 0", "test, other digits"]
-    counts = [int(plotly_array(trace["customdata"])[:, 2].sum()) for trace in chart["data"] if trace["type"] == "bar"]
+    counts = [int(plotly_array(trace["customdata"])[:, 2].sum()) for trace in chart["data"]
+              if trace["type"] == "bar" and trace.get("showlegend") is not False]
     n_zeros = int((mnist.test_labels == 0).sum())
     assert counts == [ONE_CLASS_IMAGES, n_zeros, 10_000 - n_zeros]
     assert any("one-class model" in i.value for i in one_class_page.info)

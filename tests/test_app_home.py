@@ -6,9 +6,9 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio import caches, navigation, state
-from studio.latent_text import compare_cluster_scores
+from studio import caches, draw_inputs, navigation, state
 from studio.state import THRESHOLD_KEY
+from vae import cluster_compare
 from vae.checkpoint import checkpoint_dir
 from vae.data import default_data_root, load_fallback_subset
 from vae.server import registry
@@ -33,10 +33,23 @@ def test_home_links_every_figure_to_its_page():
     at = home()
     assert not at.exception and not at.error
     linked = {link.proto.page for link in at.get("page_link")}
-    assert {"latent", "draw", "histograms"} <= linked  # page_link records the page by its url path
+    assert set(navigation.PAGES) - {"home"} <= linked  # every other page, the Detection benchmark included
     subheaders = " ".join(s.value for s in at.subheader)
     for figure in ("Fig. 4 / 5", "Fig. 6", "Fig. 7", "Fig. 8"):
         assert figure in subheaders
+
+
+def test_the_fig_8_link_opens_draw_on_a_test_digit_not_an_empty_canvas():
+    at = home()
+    fig8 = next(link for link in at.get("page_link") if "latent 3 vs 64" in link.proto.label)
+    assert fig8.proto.page == "draw" and fig8.proto.query_string == "input=test-digit"
+    at.query_params["input"] = "test-digit"  # what following the link does
+    at.session_state[state.VERDICT_SCORE_KEY] = "blurred_error"  # precomputed: this test is about the link
+    at.switch_page(navigation.page_file("draw")).run()
+    assert not at.exception and not at.error
+    assert at.radio(key=draw_inputs.INPUT_KEY).value == "Test digit"
+    assert "The same digit through other models (Fig. 8)" in [s.value for s in at.subheader]
+    assert "input" not in at.query_params  # once: a reload keeps what the visitor picks from then on
 
 
 def test_the_shipped_models_table_reads_each_checkpoints_own_test_loss():
@@ -48,17 +61,29 @@ def test_the_shipped_models_table_reads_each_checkpoints_own_test_loss():
         assert loss == pytest.approx(entry.metadata["test_loss"]["total"])
 
 
-def test_the_2d_cluster_scores_are_shown_for_ae_and_vae():
-    assert (CHECKPOINTS / "ae-z2.pt").exists() and (CHECKPOINTS / "vae-z2.pt").exists(), "shipped 2-D models missing"
+def test_the_cluster_scores_at_latent_2_and_3_say_which_model_wins_with_both_numbers():
+    for kind, latent in (("ae", 2), ("vae", 2), ("ae", 3), ("vae", 3)):
+        assert (CHECKPOINTS / f"{kind}-z{latent}.pt").exists(), "shipped 2-D / 3-D models missing"
     at = home()
     scores = at.dataframe[0].value
-    assert list(scores["model"]) == ["ae-z2", "vae-z2"]
+    assert list(scores["model"]) == ["ae-z2", "vae-z2", "ae-z3", "vae-z3"] and list(scores["latent"]) == [2, 2, 3, 3]
     assert ((scores["k-NN accuracy"] > 10) & (scores["k-NN accuracy"] <= 100)).all()  # in percent (chance: 10 %)
     assert json.loads(at.dataframe[0].proto.columns)["k-NN accuracy"]["type_config"]["format"] == "%.1f%%"  # one decimal
     assert ((scores["silhouette"] >= -1) & (scores["silhouette"] <= 1)).all()
-    ae, vae = (caches.get_cluster_scores(str(CHECKPOINTS / f"{kind}-z2.pt"), (CHECKPOINTS / f"{kind}-z2.pt").stat().st_mtime,
-                                         default_data_root()) for kind in ("ae", "vae"))
-    assert compare_cluster_scores(ae, vae) in [m.value for m in at.markdown]  # the sentence of these very scores
+    markdown = [m.value for m in at.markdown]
+    by_latent = {}
+    for latent in (2, 3):
+        ae, vae = (CHECKPOINTS / f"{kind}-z{latent}.pt" for kind in ("ae", "vae"))
+        by_latent[latent] = caches.get_cluster_comparison(str(ae), ae.stat().st_mtime, str(vae), vae.stat().st_mtime,
+                                                          default_data_root())
+        assert cluster_compare.describe(latent, by_latent[latent]) in markdown  # the sentence of these very scores
+        knn, silhouette = by_latent[latent]
+        rows = scores[scores["latent"] == latent]
+        assert list(rows["k-NN accuracy"]) == pytest.approx([100 * knn.ae, 100 * knn.vae])  # the table is the same numbers
+        assert list(rows["silhouette"]) == pytest.approx([silhouette.ae, silhouette.vae])
+    verdict = cluster_compare.verdict(by_latent)
+    assert verdict in markdown
+    assert not any("clusters are tighter, as the report says" in m for m in markdown)  # the old unconditional claim
 
 
 def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
@@ -74,11 +99,25 @@ def test_the_threshold_line_follows_the_rule_chosen_on_the_histogram_page():
 def test_the_sidebar_picker_shows_short_labels_and_the_rest_below():
     at = home()
     picker = at.sidebar.selectbox(key=state.MODEL_KEY)
-    assert "vae-z64 · VAE z=64" in picker.options and all(len(label) <= 32 for label in picker.options)
+    assert "vae-z64" in picker.options and all(len(label) <= 32 for label in picker.options)  # the name says VAE z=64
     assert picker.value.endswith("vae-z64.pt")
     shipped = next(e for e in registry.scan(CHECKPOINTS) if e.path.name == "vae-z64.pt")
     loss = shipped.metadata["test_loss"]["total"]
-    assert any(c.value == f"test loss {loss:.1f} · all digits · 60 epochs on 60,000 images · mnist" for c in at.sidebar.caption)
+    assert any(c.value == f"**vae-z64** · VAE z=64 · test loss {loss:.1f} · all digits · 60 epochs on 60,000 images · mnist"
+               for c in at.sidebar.caption)
+
+
+def test_a_picker_label_names_kind_and_size_only_when_the_name_does_not():
+    from types import SimpleNamespace
+
+    from studio.sidebar import picker_label
+
+    def entry(name):
+        return SimpleNamespace(name=name, metadata={"kind": "vae", "latent_dim": 16})
+
+    assert picker_label(entry("vae-z16-d017-20261127-031500"), yours=True) == "vae-z16-d017-20261127-031500 · yours"
+    assert picker_label(entry("ones")) == "ones · VAE z=16"
+    assert picker_label(entry("vae-z160")) == "vae-z160 · VAE z=16"  # not fooled by a longer number
 
 
 def test_the_offline_fallback_is_described_with_its_own_counts(tmp_path):

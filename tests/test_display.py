@@ -109,3 +109,15 @@ def test_circles_are_drawn_around_regions_on_an_enlarged_copy():
 def test_upscale_repeats_pixels():
     out = upscale(np.array([[0.0, 1.0]]), 3)
     assert out.shape == (3, 6) and out[:, :3].max() == 0.0 and out[:, 3:].min() == 1.0
+
+
+def test_the_downloaded_picture_carries_its_score_and_verdict_in_text_chunks_and_in_a_drawn_line():
+    panels = [np.full((280, 280, 3), 0, dtype=np.uint8)] * 2
+    plain = result_sheet(panels, ["Input", "Reconstruction"])
+    summary = "vae-z64 | test #0 | blurred_error 3.74 > threshold 3.66 | ANOMALY"
+    sheet = result_sheet(panels, ["Input", "Reconstruction"], summary)
+    assert sheet.height > plain.height  # a line more, under the captions
+    assert not (np.asarray(sheet)[plain.height:] == 255).all()  # with the summary drawn in it
+    data = png_bytes(sheet, {"score": "3.74", "verdict": "anomaly", "summary": summary})
+    image = Image.open(io.BytesIO(data))
+    assert image.text == {"score": "3.74", "verdict": "anomaly", "summary": summary}

@@ -83,3 +83,38 @@ def test_fraction_above_and_percentile_of_count_ties_as_normal():
     assert fraction_above(np.array([]), 2.0) == 0.0
     assert percentile_of(2.0, scores) == 75.0  # at or below
     assert np.isnan(percentile_of(2.0, np.array([])))
+
+
+def test_compared_numbers_show_enough_decimals_for_the_sign_to_be_true_of_what_is_shown():
+    from vae.scores import compared_numbers
+
+    assert compared_numbers(3.74, 3.66) == ("3.74", ">", "3.66")  # both read 3.7 at one decimal
+    assert compared_numbers(3.71, 3.2) == ("3.7", ">", "3.2")
+    assert compared_numbers(3.2, 3.2) == ("3.2", "≤", "3.2")  # equal: equal text is true
+    assert compared_numbers(1.00001, 1.0) == ("1.00001", ">", "1.00000")
+    score, sign, limit = compared_numbers(2.0 + 1e-12, 2.0)
+    assert sign == ">"  # past the most decimals it still says what the numbers are
+
+
+def test_confusion_at_a_threshold_counts_flagged_normal_and_anomalous_images():
+    from vae.scores import confusion_at
+
+    c = confusion_at(np.array([1.0, 2.0, 3.0, 9.0]), np.array([8.0, 2.0, 10.0]), limit=5.0)
+    assert (c.true_positives, c.false_negatives, c.false_positives, c.true_negatives) == (2, 1, 1, 3)
+    assert c.precision == pytest.approx(2 / 3) and c.recall == pytest.approx(2 / 3) and c.false_alarm_rate == 0.25
+    assert np.isnan(confusion_at(np.array([1.0]), np.array([2.0]), limit=5.0).precision)  # nothing flagged
+
+
+@pytest.mark.parametrize("event, expected", [
+    ({"selection": {"points": [{"x": 4.2, "y": 1}], "box": [], "lasso": []}}, 4.2),
+    ({"selection": {"points": [{"x": 5.0}], "box": [{"x": [3.0, 6.0], "y": [0, 1]}]}}, 3.0),  # a box: its left edge
+    ({"selection": {"points": [{"x": 99.0}]}}, 10.0),  # clipped to the histogram
+    ({"selection": {"points": []}}, None),
+    ({"selection": {"points": [{"x": "NaN"}, {"x": float("inf")}, {"x": True}]}}, None),  # forged values
+    ("not an event", None),
+    ({"selection": {"box": [{"x": ["a"]}]}}, None),
+])
+def test_clicked_threshold_reads_a_click_or_box_and_ignores_anything_else(event, expected):
+    from vae.scores import clicked_threshold
+
+    assert clicked_threshold(event, 0.0, 10.0) == expected

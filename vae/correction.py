@@ -95,10 +95,11 @@ CALIBRATION_IMAGES = 1000
 CALIBRATION_PERCENTILE = 97.0  # ~3 % of training digits get a circle at the calibrated level
 
 
-def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.ndarray:
+def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS, on_step=None) -> np.ndarray:
     """(N, 28, 28) float images in [0, 1] → (N, 28, 28): each decoded from the z that best fits it.
 
     Starts from the encoder's z; minimises Σ|decode(z) − x| (+ ½|z|², the prior, for a VAE) with Adam.
+    `on_step(done, steps)`, if given, after each step (a training job reports its progress with it).
     """
     x = torch.from_numpy(np.asarray(images, dtype=np.float32)).view(-1, 1, 28, 28).to(model.device)
     model.eval()
@@ -106,7 +107,7 @@ def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.nd
         z = model.embed(x)
     z.requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=PROJECTION_LR)
-    for _ in range(steps):
+    for step in range(steps):
         loss = (model.decode(z) - x).abs().sum()
         if model.variational:
             loss = loss + 0.5 * z.pow(2).sum()
@@ -114,6 +115,8 @@ def fit_codes(model, images: np.ndarray, steps: int = PROJECTION_STEPS) -> np.nd
         # parameters are neither switched nor given .grad here.
         (z.grad,) = torch.autograd.grad(loss, z)
         optimizer.step()
+        if on_step is not None:
+            on_step(step + 1, steps)
     with torch.no_grad():
         return model.decode(z)[:, 0].cpu().numpy()
 
@@ -153,11 +156,12 @@ _WITHIN_EACH_MAP = np.zeros((3, 3, 3), dtype=bool)
 _WITHIN_EACH_MAP[1] = True  # 8-connected within a map, never across maps
 
 
-def fitted_difference(model, images: np.ndarray) -> np.ndarray:
+def fitted_difference(model, images: np.ndarray, on_step=None) -> np.ndarray:
     """(N, 28, 28) or (28, 28) images in [0, 1] → the same shape: the closest digit the model can draw
-    (`fit_codes`) − the image. The calibrated spots are read from this map."""
+    (`fit_codes`; `on_step` as there) − the image. The calibrated spots are read from this map."""
     images = np.asarray(images, dtype=np.float32)
-    return (fit_codes(model, images.reshape(-1, 28, 28)) - images.reshape(-1, 28, 28)).reshape(images.shape)
+    fitted = fit_codes(model, images.reshape(-1, 28, 28), on_step=on_step)
+    return (fitted - images.reshape(-1, 28, 28)).reshape(images.shape)
 
 
 def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> float:

@@ -8,6 +8,8 @@ offers the others it compares; scores needing the training images' codes live in
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -205,3 +207,73 @@ def top_errors(errors: np.ndarray, n: int) -> np.ndarray:
     errors = np.asarray(errors)
     n = max(0, min(n, errors.size))
     return np.argsort(errors, kind="stable")[::-1][:n]
+
+
+# --- Words and counts at a threshold ------------------------------------------------------------------
+
+def compared_numbers(score: float, limit: float, digits: int = 1, most_digits: int = 6) -> tuple[str, str, str]:
+    """(score, '>' or '≤', threshold) as text, with as many decimals (from `digits` up to `most_digits`) as it takes
+    for two different numbers to read differently, so the sign shown is true of the numbers shown: 3.74 and 3.66
+    read '3.7' at one decimal, and come back as ('3.74', '>', '3.66')."""
+    sign = ">" if score > limit else "≤"
+    for places in range(digits, most_digits + 1):
+        a, b = f"{score:.{places}f}", f"{limit:.{places}f}"
+        if a != b or score == limit:
+            break
+    return a, sign, b
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts at one threshold: normal images (negatives) against anomalous ones (positives); '>' flags."""
+    true_positives: int  # anomalies flagged
+    false_negatives: int  # anomalies missed
+    false_positives: int  # normal images flagged (false alarms)
+    true_negatives: int  # normal images passed
+
+    @property
+    def precision(self) -> float:
+        flagged = self.true_positives + self.false_positives
+        return self.true_positives / flagged if flagged else float("nan")
+
+    @property
+    def recall(self) -> float:
+        anomalies = self.true_positives + self.false_negatives
+        return self.true_positives / anomalies if anomalies else float("nan")
+
+    @property
+    def false_alarm_rate(self) -> float:
+        normal = self.false_positives + self.true_negatives
+        return self.false_positives / normal if normal else float("nan")
+
+
+def confusion_at(normal_scores: np.ndarray, anomaly_scores: np.ndarray, limit: float) -> Confusion:
+    """The confusion matrix of the rule 'score > limit is an anomaly' on normal and anomalous images."""
+    normal, anomalous = np.asarray(normal_scores, dtype=np.float64), np.asarray(anomaly_scores, dtype=np.float64)
+    flagged_normal, flagged_anomalous = int((normal > limit).sum()), int((anomalous > limit).sum())
+    return Confusion(flagged_anomalous, anomalous.size - flagged_anomalous, flagged_normal, normal.size - flagged_normal)
+
+
+def clicked_threshold(event, low: float, high: float) -> float | None:
+    """The x a visitor clicked or selected on a histogram (a st.plotly_chart selection event) as a threshold in
+    [low, high]: a clicked bar's x, or a dragged box's left edge (what lies to its right is flagged). None for
+    an empty or malformed event: it comes from the browser, so anything not a finite number is ignored."""
+    selection = event.get("selection") if isinstance(event, dict) else None
+    if not isinstance(selection, dict):
+        return None
+    xs = []
+    for box in selection.get("box") or []:
+        x = box.get("x") if isinstance(box, dict) else None
+        if isinstance(x, list) and x:
+            xs.append(min(v for v in x if _finite(v)) if any(_finite(v) for v in x) else None)
+    for point in selection.get("points") or []:
+        if isinstance(point, dict):
+            xs.append(point.get("x"))
+    xs = [float(x) for x in xs if _finite(x)]
+    if not xs:
+        return None
+    return float(np.clip(xs[0], low, high))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)

@@ -89,6 +89,10 @@ class Progress:
     train_loss: dict[str, float]  # running mean over this epoch so far
     test_loss: dict[str, float] | None = None  # set on the end-of-epoch report
     epoch_end: bool = False
+    phase: str = "training"  # after training: vae.training_run.PHASES ("calibrating", …)
+    phase_done: int = 0  # within a phase after training: how far it is (e.g. digits calibrated of phase_total)
+    phase_total: int = 0
+    reported_at: float = field(default_factory=time.time)  # wall clock: a watcher counts eta_s down from here
 
     @property
     def fraction_done(self) -> float:
@@ -111,6 +115,12 @@ def format_duration(seconds: float) -> str:
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
+TEST_SPEEDUP = 3.0  # evaluating an image's loss against training on it (forward only, big batches): a first guess
+
+
+def test_seconds(measured: float | None, test_images: int, training_rate: float) -> float:
+    """One epoch's test-loss time for the ETA: as last measured, else guessed from the training speed."""
+    return measured if measured is not None else test_images / (TEST_SPEEDUP * max(training_rate, 1e-9))
 
 
 @torch.no_grad()
@@ -159,6 +169,7 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
                                                    pct_start=0.1, div_factor=10.0)
     history: list[dict] = []
     start = time.perf_counter()
+    testing_s, last_test_s = 0.0, None  # seconds spent on the test loss; the last one's
     images_seen = 0
     first_loss = None
     model.train()
@@ -188,17 +199,21 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
             for name in sums:
                 sums[name] += float(losses[name].detach())
             if on_progress is not None:
-                elapsed = time.perf_counter() - start
-                rate = images_seen / max(elapsed, 1e-9)
+                rate = images_seen / max(time.perf_counter() - start - testing_s, 1e-9)  # training steps alone
                 steps_done = (epoch - 1) * steps_per_epoch + step
+                tests_left = (config.epochs - epoch + 1) * config.evaluate_each_epoch
                 progress = Progress(epoch, config.epochs, step, steps_per_epoch, images_seen, rate,
-                                    (total_steps - steps_done) * batch_size / rate,
+                                    (total_steps - steps_done) * batch_size / rate
+                                    + tests_left * test_seconds(last_test_s, len(data.test_images), rate),
                                     {k: v / step for k, v in sums.items()})
                 if on_progress(progress):
                     return TrainResult(True, epoch - 1, time.perf_counter() - start, rate, history)
 
         row = {"epoch": epoch, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
+        testing_from = time.perf_counter()
         test_loss = evaluate_loss(model, data.test_images) if config.evaluate_each_epoch else None
+        last_test_s = time.perf_counter() - testing_from if config.evaluate_each_epoch else last_test_s
+        testing_s += time.perf_counter() - testing_from
         if test_loss is not None:
             if not math.isfinite(test_loss["total"]) or test_loss["total"] > EXPLOSION_FACTOR * first_loss:
                 raise TrainingDiverged(
@@ -207,10 +222,11 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
             row.update({f"test_{k}": v for k, v in test_loss.items()})
         history.append(row)
         if on_progress is not None:
-            elapsed = time.perf_counter() - start
-            rate = images_seen / max(elapsed, 1e-9)
+            rate = images_seen / max(time.perf_counter() - start - testing_s, 1e-9)
+            tests_left = (config.epochs - epoch) * config.evaluate_each_epoch
             done = Progress(epoch, config.epochs, steps_per_epoch, steps_per_epoch, images_seen, rate,
-                            (config.epochs - epoch) * steps_per_epoch * batch_size / rate,
+                            (config.epochs - epoch) * steps_per_epoch * batch_size / rate
+                            + tests_left * test_seconds(last_test_s, len(data.test_images), rate),
                             {k: v / steps_per_epoch for k, v in sums.items()}, test_loss, epoch_end=True)
             if on_progress(done) and epoch < config.epochs:  # a stop after the last epoch is a finish
                 return TrainResult(True, epoch, time.perf_counter() - start, rate, history)
