@@ -144,3 +144,24 @@ def default_pair(entries: list, latent: int, selected=None) -> dict[str, str | N
         else:
             pair[kind] = str(options[0].path) if options else None
     return pair
+
+
+def shown_digits(values) -> list[int]:
+    """The digits a filter holds, 0–9 only, in digit order: the legend keeps one order whichever digit was
+    clicked back in last (the pills hand them over in click order)."""
+    return sorted({int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                   and 0 <= v <= 9})
+
+
+def positions_in(rows: np.ndarray, picked: list[int]) -> list[int]:
+    """Positions into `rows` (one trace's test rows) of the picked rows: the points Plotly draws as selected."""
+    return np.flatnonzero(np.isin(np.asarray(rows), np.asarray(list(picked), dtype=np.int64))).tolist()
+
+
+def neighbour_caption(row: int, label: int, distance: float) -> str:
+    return f"#{row} · {label} · d={distance:.2f}"
+
+
+def code_text(z) -> str:
+    """'(0.12, -1.30, 2.00)': a latent code as the page prints it."""
+    return "(" + ", ".join(f"{float(v):.2f}" for v in z) + ")"
