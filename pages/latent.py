@@ -119,12 +119,12 @@ def stored_tsne(path: str, mtime: float, root: str, sample_size: int) -> Project
     return Projection("tsne", coords, rows, fitted_latents=caches.get_embeddings(path, mtime, root)[rows].astype(np.float64))
 
 
-def tsne_projection(args: tuple, sample_size: int) -> tuple[Projection | None, str]:
-    """(the t-SNE view, '') when it is ready, else (None, what is happening): a model without a shipped view is
-    computed once, in the background, for every visitor."""
+def tsne_projection(args: tuple, sample_size: int) -> tuple[Projection | None, tuple]:
+    """(the t-SNE view, ()) when it is ready, else (None, the background run's key): a model without a shipped
+    view is computed once, in the background, for every visitor."""
     stored = stored_tsne(*args, sample_size)
     if stored is not None:
-        return stored, ""
+        return stored, ()
     key = (*args, sample_size)
     status = BACKGROUND().status(key)
     if status is None:
@@ -132,11 +132,24 @@ def tsne_projection(args: tuple, sample_size: int) -> tuple[Projection | None, s
         BACKGROUND().start(key, lambda: reduce(embeddings, 2, "tsne", sample_size=sample_size))
         status = BACKGROUND().status(key)
     if status.done and status.error is None:
-        return status.result, ""
+        return status.result, ()
+    return None, key
+
+
+def progress_text(status) -> str:
     if status.done:
-        return None, f"t-SNE failed: {status.error}"
-    return None, (f"t-SNE of {sample_size:,} digits running in the background: {status.seconds:.0f} s so far "
-                  "(about a minute for 2,000 on a 2-core machine); the plot appears by itself when it is done.")
+        return f"t-SNE failed: {status.error}"
+    return (f"t-SNE running in the background: {status.seconds:.0f} s so far (about a minute for 2,000 digits on a "
+            "2-core machine, once per model and sample for every visitor); the plot appears by itself when it is done.")
+
+
+@st.fragment(run_every=2)
+def tsne_progress(key: tuple) -> None:
+    """Says how long the background t-SNE has run; reruns the page once it is done."""
+    status = BACKGROUND().status(key)
+    if status is not None and status.done and status.error is None:
+        st.rerun()
+    st.info(progress_text(status))
 
 
 @st.cache_data(show_spinner="Decoding the latent plane…", max_entries=12)
@@ -240,8 +253,9 @@ def overlay_traces(dims: int, projection, entry, drawn, marked, path_xy, slider_
             traces.append(marker_trace(dims, drawn_xy, **star, marker=dict(symbol="diamond", size=9, color="black",
                                                                          line=dict(color="white", width=2))))
         else:
-            traces.append(marker_trace(dims, drawn_xy, **star, marker=dict(symbol="star", size=22, color="black",
-                                                                         line=dict(color="white", width=2))))
+            traces.append(marker_trace(dims, drawn_xy, **{**star, "mode": "markers+text"}, text=["your digit"],
+                                       textposition="top center", textfont=dict(size=13),
+                                       marker=dict(symbol="star", size=22, color="black", line=dict(color="white", width=2))))
             posterior = posterior_of(model, drawn)
             covariance = None if posterior is None else projection.covariance(posterior.std)
             if covariance is not None:
@@ -299,14 +313,15 @@ def model_plot(kind: str, entry, view: str, labels: np.ndarray, digits: list[int
     if method == "tsne":
         projection, waiting = tsne_projection(args, tsne_sample)
         if projection is None:
-            st.info(waiting)
+            tsne_progress(waiting)
             return
     else:
         projection = get_projection(*args, dims, method)
     if isolated is not None:
         keep = np.isin(projection.rows, list(isolated))
+        fitted = None if projection.fitted_latents is None else projection.fitted_latents[keep]
         projection = Projection(projection.method, projection.coords[keep], projection.rows[keep], projection.mean,
-                                projection.components, projection.explained_variance_ratio, projection.fitted_latents)
+                                projection.components, projection.explained_variance_ratio, fitted)
     embeddings = embeddings_of(entry)
     row = st.session_state.get(INDEX_KEY)
     marked = (row, projection.place(embeddings[row])) if isinstance(row, int) and 0 <= row < len(labels) else None

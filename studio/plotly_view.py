@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import plotly
+import plotly.io.json
 import streamlit as st
 
 PLOTLY_FOLDER = os.path.join(os.path.dirname(plotly.__file__), "package_data")  # holds plotly.min.js
@@ -75,6 +76,16 @@ export default function (component) {
 _component = st.components.v2.component("studio_plotly_view", js=JS, isolate_styles=False)
 
 
+def figure_json(figure) -> str:
+    """The figure as Plotly.js reads it (numpy arrays as typed arrays), each trace's `uid` kept: plotly.py drops
+    it, and Plotly.react follows a trace's legend state (shown or hidden) by its uid."""
+    spec = figure.to_dict()
+    for trace, source in zip(spec["data"], figure.data):
+        if source.uid is not None:
+            trace["uid"] = source.uid
+    return plotly.io.json.to_json_plotly(spec)
+
+
 def plotly_js_url() -> str:
     base = st.get_option("server.baseUrlPath").strip("/")
     return f"{'/' + base if base else ''}/component/{_plotly_js.name}/plotly.min.js"
@@ -89,6 +100,6 @@ def plotly_view(figure, key: str, revision: str, height: int, config: dict | Non
         return None if callback is None else (lambda: callback(getattr(st.session_state[key], name, None)))
 
     return _component(key=key, height=height, data={
-        "figure": figure.to_json(), "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision},
+        "figure": figure_json(figure), "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision},
         on_selection_change=call(on_select, "selection") or (lambda: None),
         on_click_change=call(on_click, "click") or (lambda: None))
