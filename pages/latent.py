@@ -6,8 +6,6 @@ digits and the sliders are one; the decoded grid another; the prior samples a th
 model or path reruns the page."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
@@ -293,6 +291,7 @@ def pick_model(kind: str, latent: int, usable: list, default: str | None):
     """The model of this kind and size to show: a choice among the usable ones, the sidebar's by default."""
     options = {str(e.path): e for e in models_of_size(usable, kind, latent)}
     if not options:
+        st.caption(f"{kind.upper()}: none of latent size {latent}")
         return None
     key = f"{PAIR_KEY}_{kind}_{latent}"
     if st.session_state.get(key) not in options:
@@ -332,12 +331,8 @@ def model_plot(kind: str, entry, view: str, labels: np.ndarray, digits: list[int
     key = f"latent_chart_{kind}_{entry.metadata['latent_dim']}_{view}"
     fig = scatter_figure(projection, labels, digits, picked, selection_drawn,
                          overlay_traces(dims, projection, entry, drawn, marked, path_xy, slider_z), key)
-    revision = hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]
-    if selectable:
-        plotly_view(fig, key=key, revision=revision, height=PLOT_HEIGHT, config=CHART_CONFIG,
-                    on_select=remember_selection, on_click=remember_click)
-    else:
-        plotly_view(fig, key=key, revision=revision, height=PLOT_HEIGHT, config=CHART_CONFIG, on_click=remember_click)
+    plotly_view(fig, key=key, height=PLOT_HEIGHT, config=CHART_CONFIG, on_click=remember_click,
+                on_select=remember_selection if selectable else None)
     if st.session_state.get(HOVER_KEY):
         flat = projection if dims == 2 else get_projection(*args, 2, method)  # 3-D: its first two axes
         shown = hover_points(flat.rows, labels, digits, HOVER_SAMPLE)
@@ -486,7 +481,7 @@ def plots(latent: int, entries: dict, labels: np.ndarray, drawn, path_ends) -> N
     """The view and digit controls, both plots, the sliders' point and the picked digits: one fragment, so a
     selection, a filter or a slider reruns this part only."""
     last_row = len(labels) - 1
-    controls = st.columns([2, 1])
+    controls = st.columns([2, 1.3, 1.2])
     view_names = list(views(latent))
     if len(view_names) > 1:
         view = state.offered(controls[0].radio("View", view_names, key=f"{VIEW_KEY}_{latent}", horizontal=True),
@@ -498,18 +493,17 @@ def plots(latent: int, entries: dict, labels: np.ndarray, drawn, path_ends) -> N
     tsne_sample = TSNE_SAMPLE
     if method == "tsne":
         state.kept(TSNE_SIZE_KEY, TSNE_SAMPLE)
-        tsne_sample = controls[1].select_slider(
+        tsne_sample = controls[0].select_slider(
             "t-SNE sample", [500, 1000, 2000, 3000, 5000], key=TSNE_SIZE_KEY,
             help=f"Random test digits (seeded) t-SNE runs on. {TSNE_SAMPLE:,} ships precomputed for the shipped models; "
                  "other sizes and models are computed once, in the background.")
-    row_controls = st.columns([3, 1.2, 1])
-    digits = shown_digits(row_controls[0].pills(
+    controls[1].number_input(f"Find test digit (0–{last_row:,})", 0, last_row, key=INDEX_KEY, on_change=remember_index,
+                             help="Rings it in both plots and lists its nearest neighbours below.")
+    controls[2].toggle("Only the picked", key=ISOLATE_KEY,
+                       help="Show only the selected digits (or the one found and its nearest neighbours).")
+    digits = shown_digits(st.pills(
         "Digits shown", list(range(10)), selection_mode="multi", key=DIGITS_KEY, default=list(range(10)),
         help="Click a digit to hide or show it in the plots.") or [])
-    row_controls[1].number_input(f"Find test digit (0–{last_row:,})", 0, last_row, key=INDEX_KEY, on_change=remember_index,
-                                 help="Rings it in both plots and lists its nearest neighbours below.")
-    row_controls[2].toggle("Only the picked", key=ISOLATE_KEY,
-                           help="Show only the selected digits (or the one found and its nearest neighbours).")
     st.toggle("Show the digit under the mouse", key=HOVER_KEY,
               help=f"Adds a 2-D view of up to {HOVER_SAMPLE:,} of the digits under each plot, where the mouse shows "
                    "the digit itself, not only its label (3-D views: their first two axes).")
@@ -553,7 +547,10 @@ def plots(latent: int, entries: dict, labels: np.ndarray, drawn, path_ends) -> N
     for kind, column in zip(KINDS, plot_columns):
         with column:
             entry = entries[kind]
+            st.subheader(f"{kind.upper()} · latent {latent}")
             if entry is None:
+                st.warning(f"No usable {kind.upper()} checkpoint with latent size {latent}. Train one in the sidebar's "
+                           f"Retrain panel (latent size {latent}).")
                 continue
             model_plot(kind, entry, view, labels, digits, drawn, tsne_sample, path_ends, picked, selection_drawn,
                        isolated, slider)
@@ -613,7 +610,7 @@ def decoded_plane(entries: dict, latent: int) -> None:
         with column:
             image, extent = get_latent_grid(*cache_args(entry), z3)
             key = f"latent_grid_{kind}_{latent}"
-            plotly_view(grid_figure(image, extent, key), key=key, revision=f"{entry.name}-{z3}", height=GRID_HEIGHT,
+            plotly_view(grid_figure(image, extent, key), key=key, height=GRID_HEIGHT,
                         config={"displayModeBar": False}, on_click=remember_cell(kind, extent, z3))
             (x0, x1), (y0, y1) = extent
             st.caption(f"{kind.upper()}: z₁ from {x0:.2f} to {x1:.2f}, z₂ from {y0:.2f} to {y1:.2f}")
@@ -650,7 +647,9 @@ if st.session_state.get(FOLLOWED_KEY) != selected_path:
     st.session_state[FOLLOWED_KEY] = selected_path
     for key in [k for k in st.session_state if str(k).startswith(PAIR_KEY)]:
         del st.session_state[key]  # the pairs start again from the newly selected model
-latent = state.offered(st.radio("Latent size", sizes, key=state.kept(SIZE_KEY, OPENING_SIZE, sizes), horizontal=True,
+top = st.columns([1.2, 1.5, 1.5])
+model_columns = top[1:]
+latent = state.offered(top[0].radio("Latent size", sizes, key=state.kept(SIZE_KEY, OPENING_SIZE, sizes), horizontal=True,
                                 help="AE and VAE of the same latent size, side by side."), sizes)
 
 state.kept(ENDS_KEYS[0], 0)
@@ -662,13 +661,9 @@ drawn = st.session_state.get(state.DRAWN_DIGIT_KEY)
 
 pair = default_pair(usable, latent, selected)
 entries = {}
-for kind, column in zip(KINDS, st.columns(2)):
+for kind, column in zip(KINDS, model_columns):
     with column:
-        st.subheader(f"{kind.upper()} · latent {latent}")
         entries[kind] = pick_model(kind, latent, usable, pair[kind])
-        if entries[kind] is None:
-            st.warning(f"No usable {kind.upper()} checkpoint with latent size {latent}. Train one in the sidebar's "
-                       f"Retrain panel (latent size {latent}).")
 
 if any(entries.values()):
     plots(latent, entries, labels, drawn, path_ends if st.session_state[SHOW_PATH_KEY] else None)

@@ -23,6 +23,7 @@ import time
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -169,7 +170,7 @@ class Visitor:
         """Where each control starts: the Latent page, latent 3; the 2-D view for selections."""
         if control == "page switch":
             return
-        if not self.page.url.rstrip("/").endswith("latent"):
+        if not urlparse(self.page.url).path.rstrip("/").endswith("latent"):
             self.open_latent()
         if control in ("box select", "lasso"):
             click_radio(self.page, TWO_D)
@@ -206,7 +207,7 @@ def main() -> int:
         times = {name: {control: [] for control in CONTROLS} for name in visitors}
         load_before = os.getloadavg()
         for control in CONTROLS:
-            for name, visitor in visitors.items():
+            for visitor in visitors.values():
                 visitor.prepare(control)
             for turn in range(args.runs):
                 for name, visitor in visitors.items():  # alternating: one try of each version in turn

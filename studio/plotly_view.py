@@ -13,6 +13,7 @@ so studio.latent_text.selection_to_rows reads both.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import plotly
@@ -91,15 +92,16 @@ def plotly_js_url() -> str:
     return f"{'/' + base if base else ''}/component/{_plotly_js.name}/plotly.min.js"
 
 
-def plotly_view(figure, key: str, revision: str, height: int, config: dict | None = None,
-                on_select=None, on_click=None):
-    """Draw `figure` (a plotly Figure) under `key`; `revision` names this figure (it changes when the figure
-    does; the browser writes it on the graph once drawn). `on_select` / `on_click` are called with the event
-    (a dict like st.plotly_chart's selection) when the visitor selects or clicks points."""
+def plotly_view(figure, key: str, height: int, config: dict | None = None, on_select=None, on_click=None):
+    """Draw `figure` (a plotly Figure) under `key`. `on_select` / `on_click` are called with the event (a dict
+    like st.plotly_chart's selection) when the visitor selects or clicks points. The browser writes the
+    figure's revision (a hash of it) on the graph once it is drawn, for tests and timings to wait for."""
     def call(callback, name):
         return None if callback is None else (lambda: callback(getattr(st.session_state[key], name, None)))
 
+    spec = figure_json(figure)
+    revision = hashlib.sha1(spec.encode()).hexdigest()[:12]
     return _component(key=key, height=height, data={
-        "figure": figure_json(figure), "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision},
+        "figure": spec, "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision},
         on_selection_change=call(on_select, "selection") or (lambda: None),
         on_click_change=call(on_click, "click") or (lambda: None))

@@ -25,6 +25,8 @@ def open_latent(page, server: str) -> None:
     wait_until_idle(page)
     page.locator(PLOT).nth(1).wait_for(timeout=120_000)
     wait_until_idle(page)
+    page.wait_for_function(f"[0, 1].every(n => {{ const g = document.querySelectorAll('{PLOT}')[n];"
+                           " return g && g.dataset.revision; }})", timeout=60_000)  # both plots drawn by Plotly
 
 
 def graph(page, n: int = 0) -> str:
@@ -51,8 +53,9 @@ def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
     assert_no_errors(page, "latent-3d")
     eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
     default = page.evaluate(eye)
-    box = plot_area(page)
-    centre = (box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.55)
+    plot_area(page)
+    box = page.locator(PLOT).first.locator(".gl-container").bounding_box()
+    centre = (box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
     drag(page, [centre, (centre[0] + 120, centre[1] + 30)])  # the visitor turns the AE's scene
     turned = page.evaluate(eye)
     assert max(abs(a - b) for a, b in zip(turned, default)) > 0.1, (default, turned)
