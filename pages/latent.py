@@ -80,7 +80,7 @@ NEIGHBOURS = 8
 GRID_STEPS = 20
 PATH_STEPS = 8
 PRIOR_SAMPLES = 16
-PLOT_HEIGHT = 520
+PLOT_HEIGHT = 560
 GRID_HEIGHT = 420
 MAX_RINGED = 2000  # selected points outlined one by one; a larger selection is dimmed around, not outlined
 CHART_CONFIG = {"displayModeBar": "hover"}  # the toolbar appears over the plot only while the mouse is on it
@@ -213,9 +213,11 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], picked: li
     for trace in overlays:
         fig.add_trace(trace)
     titles = axis_titles(projection, dims)
-    # The legend starts below the top edge, where the toolbar appears on hover, so that it never covers its title.
-    fig.update_layout(height=PLOT_HEIGHT, margin=dict(l=0, r=0, t=36, b=0), uirevision=key,
-                      legend=dict(title="digit", itemsizing="constant", y=0.92, yanchor="top"))
+    # The legend lies under the plot, so the plot has the column's whole width (at 1024 px a legend beside a 3-D
+    # scene left it too narrow to show); the toolbar, over the top edge on hover, covers nothing.
+    fig.update_layout(height=PLOT_HEIGHT, margin=dict(l=0, r=0, t=30, b=0), uirevision=key,
+                      legend=dict(title="digit", itemsizing="constant", orientation="h", x=0, y=-0.1,
+                                  yanchor="top"))
     if dims == 3:
         # A cube inside the plot's own box, seen from far enough that the axis titles stay in it at any width.
         fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2],

@@ -106,7 +106,7 @@ def test_dragging_a_2d_plot_selects_and_the_toolbar_keeps_off_the_legend(page):
     for chart, figure in zip(charts, figures(page)):
         assert figure["layout"]["dragmode"] == "select"  # Plotly's default drag pans
         assert chart["config"]["displayModeBar"] == "hover"
-        assert figure["layout"]["legend"]["y"] < 1 and figure["layout"]["legend"]["yanchor"] == "top"
+        assert figure["layout"]["legend"]["y"] < 0 and figure["layout"]["legend"]["orientation"] == "h"  # under the plot
     assert any("drag a box" in c.value for c in page.caption)
 
 
