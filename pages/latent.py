@@ -222,7 +222,7 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], picked: li
         # A cube inside the plot's own box, seen from far enough that the axis titles stay in it at any width.
         fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2],
                                      aspectmode="cube", domain=dict(x=[0, 1], y=[0, 1]),
-                                     camera=dict(eye=dict(x=1.9, y=1.9, z=1.3))))
+                                     camera=dict(eye=dict(x=1.65, y=1.65, z=1.15))))
     else:
         # Dragging draws a selection box (the caption says so); Plotly's default drag pans. The lasso, once
         # picked in the toolbar, stays: uirevision keeps the visitor's drag mode.
