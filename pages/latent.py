@@ -501,8 +501,9 @@ def plots(latent: int, entries: dict, labels: np.ndarray, drawn, path_ends) -> N
                  "other sizes and models are computed once, in the background.")
     controls[1].number_input(f"Find test digit (0–{last_row:,})", 0, last_row, key=INDEX_KEY, on_change=remember_index,
                              help="Rings it in both plots and lists its nearest neighbours below.")
-    controls[2].toggle("Only the picked", key=ISOLATE_KEY,
-                       help="Show only the selected digits (or the one found and its nearest neighbours).")
+    controls[2].toggle("Isolate", key=ISOLATE_KEY,
+                       help="Show only the selected digits (or the one found and its nearest neighbours), as the "
+                            "Embedding Projector's \"Isolate\" does.")
     digits = shown_digits(st.pills(
         "Digits shown", list(range(10)), selection_mode="multi", key=DIGITS_KEY, default=list(range(10)),
         help="Click a digit to hide or show it in the plots.") or [])

@@ -6,7 +6,8 @@ slider step, projection switch. Medians of --runs tries; one markdown table on s
 
 --before REF checks REF out into a temporary `git worktree`, serves both versions (`streamlit run app.py`, each
 from its own folder, each with its own copy of the checkpoints) and measures them in turns, control by control,
-so that a busy machine slows both alike. "To idle" is from the click until the app's script state is
+so that a busy machine slows both alike. The servers watch no files: an edited source would show "Source file
+changed" and the page would never count as idle. "To idle" is from the click until the app's script state is
 "notRunning" with no running widget for 0.5 s (the browser's drawing of the plots blocks that check, so it
 counts); the 0.5 s is taken off. The load average is printed beside the table: compare ratios on a busy machine.
 """
@@ -57,8 +58,9 @@ def served(folder: Path, port: int, log: Path):
     shutil.copytree(folder / "checkpoints", checkpoints)
     env = {**os.environ, "PYTHONPATH": str(folder), "STUDIO_CHECKPOINTS": str(checkpoints)}
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                   "--server.port", str(port)], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                   "--server.port", str(port), "--server.fileWatcherType", "none"]
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 180
         while True:

@@ -81,6 +81,7 @@ def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
     names = page.evaluate(f"{graph(page)}.data.map(t => t.name)")
     assert names[:10] == [str(d) for d in range(10)]  # shown again, in its place in the legend
     width = page.viewport_size["width"]
+    page.locator(PLOT).first.evaluate("plot => plot.scrollIntoView({block: 'end'})")  # both plots whole, for docs/
     scene = page.evaluate(f"(() => {{ const b = {graph(page)}.querySelector('.gl-container').getBoundingClientRect();"
                           f" const p = {graph(page)}.getBoundingClientRect(); return [b.left - p.left, p.right - b.right]; }})()")
     assert scene[0] >= -1 and scene[1] >= -1, scene  # the 3-D scene inside its plot, at this width too
