@@ -586,8 +586,7 @@ def grid_figure(image: np.ndarray, extent, key: str) -> go.Figure:
     fig.update_layout(height=GRID_HEIGHT, margin=dict(l=0, r=0, t=10, b=0), uirevision=key, showlegend=False,
                       hovermode="closest", hoverdistance=30, clickmode="event", dragmode=False,
                       xaxis=dict(title="z₁", range=[x0 - half_x, x1 + half_x], showgrid=False, zeroline=False),
-                      yaxis=dict(title="z₂", range=[y0 - half_y, y1 + half_y], showgrid=False, zeroline=False,
-                                 scaleanchor="x", constrain="domain"))
+                      yaxis=dict(title="z₂", range=[y0 - half_y, y1 + half_y], showgrid=False, zeroline=False))
     return fig
 
 
