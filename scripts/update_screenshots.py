@@ -1,6 +1,6 @@
 """Copy the browser test's page screenshots into docs/, small enough for the README.
 
-    pytest -m browser                    # writes test-artifacts/page-<name>-<size>.png and draw.png
+    pytest -m browser                    # writes test-artifacts/page-<name>-<size>.png, draw.png, latent-3d-<width>.png
     python scripts/update_screenshots.py # → docs/<name>.png, 1,000 px wide
     python scripts/update_screenshots.py home draw   # only these pages
 """
@@ -13,8 +13,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 # docs/<name>.png ← test-artifacts/<file>: each page at 1400×1000; Draw with the 7 the browser test draws
-PAGES = {"home": "page-home-1400x1000.png", "draw": "draw.png", "latent": "page-latent-1400x1000.png",
-         "histograms": "page-histograms-1400x1000.png"}
+# and the Latent page's plots (tests/test_browser_latent.py) at both window sizes.
+PAGES = {"home": "page-home-1400x1000.png", "draw": "draw.png", "latent": "latent-3d-1400.png",
+         "latent-1024": "latent-3d-1024.png", "histograms": "page-histograms-1400x1000.png"}
 WIDTH = 1000  # px in docs/
 MAX_HEIGHT = 1600  # a long page is cut here: the README shows its top
 

@@ -13,22 +13,27 @@ SCORE_NAMES = {
     "size_ratio": "cluster size ratio",
 }
 HIGHER_IS_TIGHTER = {"knn_accuracy": True, "silhouette": True, "size_ratio": False}
+SCORE_FORMATS = {"knn_accuracy": "{:.1%}", "silhouette": "{:.3f}", "size_ratio": "{:.2f}"}  # as the Latent page's table
 
 
 def compare_cluster_scores(ae: dict[str, float], vae: dict[str, float]) -> str:
     """One plain sentence saying, score by score, whether the VAE's clusters come out tighter than the AE's.
 
-    Says what the numbers show, whether or not that agrees with the report.
+    Says what the numbers show, whether or not that agrees with the report. Each score is compared as it is
+    shown (the table's rounding): two that print the same are a tie, not a win.
     """
     vae_wins, ae_wins = [], []
     for key, name in SCORE_NAMES.items():
-        if key not in ae or key not in vae or ae[key] == vae[key]:
+        if key not in ae or key not in vae:
+            continue
+        shown_ae, shown_vae = SCORE_FORMATS[key].format(ae[key]), SCORE_FORMATS[key].format(vae[key])
+        if shown_ae == shown_vae:
             continue
         vae_better = (vae[key] > ae[key]) == HIGHER_IS_TIGHTER[key]
         if vae_better:
-            vae_wins.append(f"{name} ({vae[key]:.3f} vs {ae[key]:.3f})")
+            vae_wins.append(f"{name} ({shown_vae} vs {shown_ae})")
         else:
-            ae_wins.append(f"{name} ({ae[key]:.3f} vs {vae[key]:.3f})")
+            ae_wins.append(f"{name} ({shown_ae} vs {shown_vae})")
     if not vae_wins and not ae_wins:
         return "The AE and the VAE score the same."
     parts = []
@@ -144,3 +149,24 @@ def default_pair(entries: list, latent: int, selected=None) -> dict[str, str | N
         else:
             pair[kind] = str(options[0].path) if options else None
     return pair
+
+
+def shown_digits(values) -> list[int]:
+    """The digits a filter holds, 0–9 only, in digit order: the legend keeps one order whichever digit was
+    clicked back in last (the pills hand them over in click order)."""
+    return sorted({int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                   and 0 <= v <= 9})
+
+
+def positions_in(rows: np.ndarray, picked: list[int]) -> list[int]:
+    """Positions into `rows` (one trace's test rows) of the picked rows: the points Plotly draws as selected."""
+    return np.flatnonzero(np.isin(np.asarray(rows), np.asarray(list(picked), dtype=np.int64))).tolist()
+
+
+def neighbour_caption(row: int, label: int, distance: float) -> str:
+    return f"#{row} · {label} · d={distance:.2f}"
+
+
+def code_text(z) -> str:
+    """'(0.12, -1.30, 2.00)': a latent code as the page prints it."""
+    return "(" + ", ".join(f"{float(v):.2f}" for v in z) + ")"

@@ -25,9 +25,13 @@ def test_compare_cluster_scores_says_what_the_numbers_show():
     assert "VAE's clusters are tighter, as the report says" in compare_cluster_scores(ae, tighter)
     assert "silhouette (0.300 vs 0.100)" in compare_cluster_scores(ae, tighter)
     sentence = compare_cluster_scores(ae, looser)
-    assert "AE's clusters are tighter, unlike the report" in sentence and "size ratio (2.000 vs 3.000)" in sentence
+    assert "AE's clusters are tighter, unlike the report" in sentence and "size ratio (2.00 vs 3.00)" in sentence
+    assert "k-NN accuracy (80.0% vs 70.0%)" in sentence  # as the table shows it
     assert "mixed" in compare_cluster_scores(ae, {**tighter, "silhouette": 0.0})
     assert compare_cluster_scores(ae, ae) == "The AE and the VAE score the same."
+    # Compared as shown: 0.0912 and 0.0914 both read 0.091, a tie, not a win for either.
+    nearly = {"knn_accuracy": 0.80004, "silhouette": 0.0914, "size_ratio": 2.001}
+    assert compare_cluster_scores({**ae, "silhouette": 0.0912}, nearly) == "The AE and the VAE score the same."
 
 
 def test_selection_maps_customdata_of_per_digit_traces_to_dataset_rows():

@@ -103,3 +103,31 @@ def test_another_checkpoint_or_other_data_is_computed_afresh(tmp_path):
     assert precomputed.load(checkpoint, data, folder) is not None
     written.write_bytes(written.read_bytes()[:100])
     assert precomputed.load(checkpoint, data, folder) is None  # damaged: computed afresh, no error
+
+
+def test_a_stored_projection_is_read_back_only_for_its_own_checkpoint_and_data(tmp_path):
+    from vae.latent import reduce
+
+    data = tiny_data()
+    checkpoint = tmp_path / "m.pt"
+    save_checkpoint(ConvVAE(4), checkpoint, {"data_source": "mnist"})
+    z = np.random.default_rng(0).normal(size=(len(data.test_images), 4))
+    view = reduce(z, 2, "tsne", sample_size=30)
+    path = precomputed.projection_path(checkpoint, "tsne", 30, tmp_path)
+    precomputed.write_projection(path, view, precomputed.file_sha256(checkpoint), data.source)
+    rows, coords = precomputed.load_projection(checkpoint, "tsne", 30, data, tmp_path)
+    assert rows.tolist() == view.rows.tolist()
+    np.testing.assert_allclose(coords, view.coords, rtol=1e-3, atol=1e-2)  # float16
+    assert precomputed.load_projection(checkpoint, "tsne", 500, data, tmp_path) is None  # another sample size
+    assert precomputed.load_projection(checkpoint, "tsne", 30, replace(data, source=FALLBACK_SUBSET), tmp_path) is None
+    save_checkpoint(ConvVAE(4), checkpoint, {"data_source": "mnist"})  # retrained: another file
+    assert precomputed.load_projection(checkpoint, "tsne", 30, data, tmp_path) is None
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if "z64" in n])
+def test_the_shipped_tsne_views_match_their_checkpoints(name, mnist):
+    stored = precomputed.load_projection(CHECKPOINTS / name, "tsne", 2000, mnist)
+    assert stored is not None, f"no t-SNE view for {name}: run scripts/write_precomputed.py --projections-only"
+    rows, coords = stored
+    assert len(rows) == len(set(rows.tolist())) == 2000 and coords.shape == (2000, 2)
+    assert (precomputed.projection_path(CHECKPOINTS / name, "tsne", 2000)).stat().st_size < 50_000

@@ -84,16 +84,29 @@ def latent_ranges(z: np.ndarray, percentile: float = 1.0) -> list[tuple[float, f
 
 
 
-def decode_grid(model, ranges, steps: int = 20) -> np.ndarray:
-    """A steps×steps grid over a 2-D latent plane, ranges ((x_low, x_high), (y_low, y_high)), decoded:
-    (steps², 28, 28), row-major and laid out like the scatter plot (z1 grows to the right, z2 upward)."""
-    if model.latent_dim != 2:
-        raise ValueError(f"a decoded grid needs a 2-D latent, this model's is {model.latent_dim}-D")
+def grid_codes(ranges, steps: int, rest=()) -> np.ndarray:
+    """The codes (steps², 2 + len(rest)) of a steps×steps grid over the plane of the first two latent axes,
+    ranges ((x_low, x_high), (y_low, y_high)), the other axes fixed at `rest`: row-major and laid out like the
+    scatter plot (z1 grows to the right, z2 upward, so the top row holds the largest z2)."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    (x0, x1), (y0, y1) = ranges
-    xs, ys = np.linspace(x0, x1, steps), np.linspace(y1, y0, steps)  # top row = largest z2
-    return decode_points(model, np.array([(x, y) for y in ys for x in xs], dtype=np.float32))
+    (x0, x1), (y0, y1) = ranges[:2]
+    xs, ys = np.linspace(x0, x1, steps), np.linspace(y1, y0, steps)
+    return np.array([(x, y, *rest) for y in ys for x in xs], dtype=np.float32)
+
+
+def decode_grid(model, ranges, steps: int = 20) -> np.ndarray:
+    """A steps×steps grid over a 2-D latent plane (grid_codes), decoded: (steps², 28, 28)."""
+    if model.latent_dim != 2:
+        raise ValueError(f"a decoded grid needs a 2-D latent, this model's is {model.latent_dim}-D")
+    return decode_points(model, grid_codes(ranges, steps))
+
+
+def decode_slice(model, ranges, steps: int, z3: float) -> np.ndarray:
+    """A 3-D latent cut at z3: the steps×steps grid over (z1, z2) with the third axis at `z3`, decoded."""
+    if model.latent_dim != 3:
+        raise ValueError(f"a slice needs a 3-D latent, this model's is {model.latent_dim}-D")
+    return decode_points(model, grid_codes(ranges, steps, (z3,)))
 
 
 

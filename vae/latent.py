@@ -63,6 +63,16 @@ class Projection:
     def dims(self) -> int:
         return self.coords.shape[1]
 
+    def covariance(self, std: np.ndarray) -> np.ndarray | None:
+        """The (dims, dims) covariance in this view of a diagonal Gaussian with σ `std` per latent axis (a
+        VAE's posterior), or None where the view is not a linear map of the latent (t-SNE)."""
+        variance = np.asarray(std, dtype=np.float64) ** 2
+        if self.method == "identity":
+            return np.diag(variance[:self.dims])
+        if self.method == "pca":
+            return (self.components * variance) @ self.components.T
+        return None
+
     def place(self, z_new: np.ndarray) -> np.ndarray:
         """Coordinates for new latent vectors (M, latent) in this same view.
 
@@ -135,6 +145,27 @@ def reduce(z: np.ndarray, dims: int, method: str | None = None, sample_size: int
     if method == "tsne":
         return tsne(z, dims, sample_size, seed)
     raise ValueError(f"unknown projection {method!r}; choose one of {list(PROJECTION_METHODS)}")
+
+
+def nearest_neighbours(z: np.ndarray, point: np.ndarray, k: int, exclude: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, distances) of the k rows of z (N, latent) nearest to `point` (latent,), Euclidean in the full
+    latent space, nearest first (ties: the lower row); `exclude` leaves one row out (the point itself)."""
+    z = np.asarray(z, dtype=np.float64)
+    distances = np.sqrt(((z - np.asarray(point, dtype=np.float64)) ** 2).sum(axis=1))
+    if exclude is not None and 0 <= exclude < len(z):
+        distances[exclude] = np.inf
+    order = np.lexsort((np.arange(len(z)), distances))[:max(0, min(k, len(z) - (exclude is not None)))]
+    return order, distances[order]
+
+
+def ellipse(centre: np.ndarray, covariance: np.ndarray, points: int = 64) -> np.ndarray:
+    """(points, 2) on the 1-σ ellipse of a 2-D Gaussian: centre + the covariance's square root applied to the
+    unit circle (closed: the last point is the first)."""
+    values, vectors = np.linalg.eigh(np.asarray(covariance, dtype=np.float64)[:2, :2])
+    angle = np.linspace(0.0, 2 * np.pi, points)
+    circle = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return np.asarray(centre, dtype=np.float64)[:2] + (circle * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
 def knn_accuracy(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> float:

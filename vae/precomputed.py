@@ -72,6 +72,42 @@ def write(path: str | os.PathLike, pre: Precomputed, checkpoint_sha256: str, dat
         cluster_scores=np.array([pre.cluster_scores[name] for name in SCORE_NAMES], dtype=np.float64)))
 
 
+PROJECTION_FORMAT = "conv-vae-studio-projection/1"
+
+
+def projection_path(checkpoint: str | os.PathLike, method: str, sample_size: int,
+                    folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or precomputed_dir()) / f"{Path(checkpoint).stem}.{method}{sample_size}.npz"
+
+
+def write_projection(path: str | os.PathLike, projection, checkpoint_sha256: str, data_source: str) -> Path:
+    """A t-SNE (or UMAP) view of the test digits: its rows and float16 coordinates (a dot on the screen is
+    coarser than 3 digits), about 20 KB for 2,000 digits."""
+    return write_atomically(path, lambda f: np.savez_compressed(
+        f, format=np.array(PROJECTION_FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
+        data_source=np.array(data_source), method=np.array(projection.method),
+        rows=projection.rows.astype(np.int32), coords=projection.coords.astype(np.float16)))
+
+
+def load_projection(checkpoint: str | os.PathLike, method: str, sample_size: int, data: MnistData,
+                    folder: str | os.PathLike | None = None):
+    """(rows, coords) of the stored view for this very checkpoint and data, else None (then it is computed)."""
+    path = projection_path(checkpoint, method, sample_size, folder)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if (str(f["format"]) != PROJECTION_FORMAT or str(f["method"]) != method
+                    or str(f["checkpoint_sha256"]) != file_sha256(checkpoint) or str(f["data_source"]) != data.source):
+                return None
+            rows, coords = f["rows"].astype(np.int64), f["coords"].astype(np.float64)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if len(rows) != len(coords) or len(rows) > len(data.test_images) or (len(rows) and rows.max() >= len(data.test_images)):
+        return None
+    return rows, coords
+
+
 def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLike | None = None) -> Precomputed | None:
     """The precomputed values for this checkpoint file and this data, or None if there are none that match
     (no file, another checkpoint's, other data, an unreadable file): then the caller computes them."""

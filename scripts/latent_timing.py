@@ -1,0 +1,239 @@
+"""How long each Latent page control takes to idle, in chromium: page switch, digit filter, box select, lasso,
+slider step, projection switch. Medians of --runs tries; one markdown table on stdout.
+
+    MNIST_ROOT=/path/to/data python scripts/latent_timing.py                  # this working tree
+    MNIST_ROOT=/path/to/data python scripts/latent_timing.py --before main    # and `main`, alternating
+
+--before REF checks REF out into a temporary `git worktree`, serves both versions (`streamlit run app.py`, each
+from its own folder, each with its own copy of the checkpoints) and measures them in turns, control by control,
+so that a busy machine slows both alike. The servers watch no files: an edited source would show "Source file
+changed" and the page would never count as idle. "To idle" is from the click until the app's script state is
+"notRunning" with no running widget for 0.5 s (the browser's drawing of the plots blocks that check, so it
+counts); the 0.5 s is taken off. The load average is printed beside the table: compare ratios on a busy machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+QUIET_S = 0.5
+TWO_D = "2-D: z₁ vs z₂ (select points)"
+THREE_D = "3-D (drag to rotate)"
+CONTROLS = ("page switch", "digit filter", "box select", "lasso", "slider step", "projection switch")
+
+
+def wait_until_idle(page, timeout_s: float = 120) -> float:
+    """Seconds until the app is idle (see the module's docstring), QUIET_S not counted."""
+    start = time.perf_counter()
+    quiet_since = None
+    while time.perf_counter() - start < timeout_s:
+        if page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE).count():
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter()
+        elif time.perf_counter() - quiet_since > QUIET_S:
+            return quiet_since - start
+        time.sleep(0.05)
+    raise RuntimeError("the app kept running for too long")
+
+
+@contextmanager
+def served(folder: Path, port: int, log: Path):
+    """`streamlit run app.py` from `folder` (its own code and a temp copy of its checkpoints) on `port`."""
+    checkpoints = Path(tempfile.mkdtemp(prefix="latent-timing-")) / "checkpoints"
+    shutil.copytree(folder / "checkpoints", checkpoints)
+    env = {**os.environ, "PYTHONPATH": str(folder), "STUDIO_CHECKPOINTS": str(checkpoints)}
+    with open(log, "w") as out:
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                   "--server.port", str(port), "--server.fileWatcherType", "none"]
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the server in {folder} did not start; see {log}") from None
+                time.sleep(0.5)
+        yield f"http://localhost:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(checkpoints.parent, ignore_errors=True)
+
+
+@contextmanager
+def worktree_of(ref: str):
+    folder = Path(tempfile.mkdtemp(prefix="latent-timing-ref-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), ref], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=False)
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def click_radio(page, label: str) -> None:
+    page.locator('[data-testid="stRadio"] label').filter(has_text=label).first.click()
+
+
+def first_plot_box(page) -> dict:
+    plot = page.locator(".js-plotly-plot").first
+    plot.scroll_into_view_if_needed()
+    return plot.locator(".nsewdrag").first.bounding_box()
+
+
+def drag(page, points) -> None:
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+
+
+class Visitor:
+    """One browser tab on one server, set up for the controls."""
+
+    def __init__(self, browser, url: str, size: tuple[int, int]):
+        self.url = url
+        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        self.page.goto(url)
+        wait_until_idle(self.page)
+        self.open_latent()  # the first visit fills the server's caches: not measured
+        self.open_home()
+
+    def open_latent(self) -> float:
+        self.page.get_by_role("link", name="Latent space").first.click()
+        seconds = wait_until_idle(self.page)
+        self.page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        return seconds
+
+    def open_home(self) -> None:
+        self.page.get_by_role("link", name="Home").first.click()
+        wait_until_idle(self.page)
+
+    def page_switch(self, turn: int) -> float:
+        self.open_home()
+        return self.open_latent()
+
+    def digit_filter(self, turn: int) -> float:
+        self.page.locator('[data-testid="stButtonGroup"] button').filter(has_text="3").first.click()
+        return wait_until_idle(self.page)
+
+    def select(self, lasso: bool) -> float:
+        if lasso:
+            self.page.locator(".js-plotly-plot").first.hover()
+            self.page.locator('.js-plotly-plot .modebar-btn[data-val="lasso"]').first.click()
+        box = first_plot_box(self.page)
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        if lasso:
+            points = [(x + w * 0.4, y + h * 0.4), (x + w * 0.6, y + h * 0.35), (x + w * 0.65, y + h * 0.6),
+                      (x + w * 0.45, y + h * 0.65), (x + w * 0.4, y + h * 0.41)]
+        else:
+            points = [(x + w * 0.4, y + h * 0.4), (x + w * 0.6, y + h * 0.6)]
+        drag(self.page, points)
+        return wait_until_idle(self.page)
+
+    def box_select(self, turn: int) -> float:
+        return self.select(lasso=False)
+
+    def lasso(self, turn: int) -> float:
+        return self.select(lasso=True)
+
+    def slider_step(self, turn: int) -> float:
+        slider = self.page.locator('[data-testid="stSlider"]').filter(has_text="z₁").get_by_role("slider").first
+        slider.scroll_into_view_if_needed()
+        slider.focus()
+        slider.press("ArrowRight" if turn % 2 == 0 else "ArrowLeft")
+        return wait_until_idle(self.page)
+
+    def projection_switch(self, turn: int) -> float:
+        click_radio(self.page, TWO_D if turn % 2 == 0 else THREE_D)
+        return wait_until_idle(self.page)
+
+    def prepare(self, control: str) -> None:
+        """Where each control starts: the Latent page, latent 3; the 2-D view for selections."""
+        if control == "page switch":
+            return
+        if not urlparse(self.page.url).path.rstrip("/").endswith("latent"):
+            self.open_latent()
+        if control in ("box select", "lasso"):
+            click_radio(self.page, TWO_D)
+            wait_until_idle(self.page)
+        if control == "projection switch":
+            click_radio(self.page, THREE_D)
+            wait_until_idle(self.page)
+
+    def measure(self, control: str, turn: int) -> float:
+        return getattr(self, control.replace(" ", "_"))(turn)
+
+
+def shown(seconds: float) -> str:
+    return "> 120 (never idle)" if seconds == float("inf") else f"{seconds:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", metavar="REF", help="also measure this git ref (a temporary worktree), alternating")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8630, help="first port; the version before uses the next")
+    parser.add_argument("--size", default="1400x1000", help="the browser window, WIDTHxHEIGHT")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    from playwright.sync_api import sync_playwright
+
+    logs = Path(tempfile.gettempdir())
+    versions = {}
+    with ExitStack() as stack:
+        folders = {"now": ROOT}
+        if args.before:
+            folders = {f"before ({args.before})": stack.enter_context(worktree_of(args.before)), **folders}
+        urls = {name: stack.enter_context(served(folder, args.port + i, logs / f"latent-timing-{i}.log"))
+                for i, (name, folder) in enumerate(folders.items())}
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        visitors = {name: Visitor(browser, url, size) for name, url in urls.items()}
+        times = {name: {control: [] for control in CONTROLS} for name in visitors}
+        load_before = os.getloadavg()
+        for control in CONTROLS:
+            for visitor in visitors.values():
+                visitor.prepare(control)
+            for turn in range(args.runs):
+                for name, visitor in visitors.items():  # alternating: one try of each version in turn
+                    try:
+                        times[name][control].append(visitor.measure(control, turn))
+                    except RuntimeError:  # never idle within the limit: counted as the limit, and said so
+                        times[name][control].append(float("inf"))
+            print(f"{control}: " + ", ".join(f"{name} {[round(t, 2) for t in times[name][control]]}"
+                                            for name in visitors), file=sys.stderr)
+        load_after = os.getloadavg()
+        browser.close()
+        versions = times
+    names = list(versions)
+    print(f"| control (medians of {args.runs}, s to idle, {args.size}) | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for control in CONTROLS:
+        print(f"| {control} | " + " | ".join(shown(statistics.median(versions[n][control])) for n in names) + " |")
+    print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The Latent page in a real browser (Debian's chromium through Playwright, `streamlit run app.py`): a turned 3-D
+camera stays turned when a digit is hidden, and a box or lasso selection stays drawn on the plot, the lasso
+still picked, the selected digits highlighted. Screenshots at 1400×1000 and 1024×768 in test-artifacts/."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from streamlit_server import ARTIFACTS, ERROR_SELECTOR, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+SIZES = [(1400, 1000), (1024, 768)]
+PLOT = ".js-plotly-plot"
+
+
+def assert_no_errors(page, where: str) -> None:
+    errors = page.locator(ERROR_SELECTOR)
+    if errors.count():
+        page.screenshot(path=str(ARTIFACTS / f"error-{where}.png"), full_page=True)
+        raise AssertionError(f"{where}: error on screen: {errors.first.inner_text()[:500]}")
+
+
+def open_latent(page, server: str) -> None:
+    page.goto(f"{server}/latent")
+    wait_until_idle(page)
+    page.locator(PLOT).nth(1).wait_for(timeout=120_000)
+    wait_until_idle(page)
+    drawn = f"() => [0, 1].every((n) => {{ const g = document.querySelectorAll('{PLOT}')[n]; return g && g.dataset.revision; }})"
+    page.wait_for_function(drawn, timeout=60_000)  # both plots drawn by Plotly
+
+
+def graph(page, n: int = 0) -> str:
+    return f"document.querySelectorAll('{PLOT}')[{n}]"
+
+
+def drag(page, points) -> None:
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def plot_area(page, n: int = 0) -> dict:
+    plot = page.locator(PLOT).nth(n)
+    plot.scroll_into_view_if_needed()
+    return plot.bounding_box()
+
+
+@pytest.mark.parametrize("page", SIZES, indirect=True, ids=["1400x1000", "1024x768"])
+def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
+    open_latent(page, server)
+    assert_no_errors(page, "latent-3d")
+    eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
+    default = page.evaluate(eye)
+    box = plot_area(page)
+    centre = (box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.2)  # an empty corner: a drag, no click
+    moved = f"() => {graph(page)}._fullLayout.scene.camera.eye.x !== {default[0]}"
+    for _ in range(3):  # a busy machine may still be drawing the scene when the first drag comes
+        drag(page, [centre, (centre[0] + 100, centre[1] + 30)])  # the visitor turns the AE's scene
+        try:
+            page.wait_for_function(moved, timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    turned = page.evaluate(eye)
+    page.screenshot(path=str(ARTIFACTS / f"latent-3d-turned-{page.viewport_size['width']}.png"))
+    assert max(abs(a - b) for a, b in zip(turned, default)) > 0.1, (default, turned)
+    page.evaluate(f"{graph(page)}.dataset.marked = 'yes'")
+    page.locator('[data-testid="stButtonGroup"] button').filter(has_text="3").first.click()  # hide the 3s
+    wait_until_idle(page)
+    assert_no_errors(page, "latent-3d-filter")
+    names = page.evaluate(f"{graph(page)}.data.map(t => t.name)")
+    assert "3" not in names and "4" in names  # the figure changed...
+    assert page.evaluate(f"{graph(page)}.dataset.marked") == "yes"  # ...in the same graph
+    kept = page.evaluate(eye)
+    assert kept == pytest.approx(turned, abs=1e-6)  # and the camera did not jump back
+    page.locator('[data-testid="stButtonGroup"] button').filter(has_text="3").first.click()
+    wait_until_idle(page)
+    names = page.evaluate(f"{graph(page)}.data.map(t => t.name)")
+    assert names[:10] == [str(d) for d in range(10)]  # shown again, in its place in the legend
+    width = page.viewport_size["width"]
+    page.locator(PLOT).first.evaluate("plot => plot.scrollIntoView({block: 'end'})")  # both plots whole, for docs/
+    scene = page.evaluate(f"(() => {{ const b = {graph(page)}.querySelector('.gl-container').getBoundingClientRect();"
+                          f" const p = {graph(page)}.getBoundingClientRect(); return [b.left - p.left, p.right - b.right]; }})()")
+    assert scene[0] >= -1 and scene[1] >= -1, scene  # the 3-D scene inside its plot, at this width too
+    page.screenshot(path=str(ARTIFACTS / f"latent-3d-{width}.png"))
+
+
+@pytest.mark.parametrize("page", SIZES[:1], indirect=True, ids=["1400x1000"])
+def test_a_box_and_a_lasso_selection_stay_drawn_and_the_lasso_stays_picked(server, page):
+    open_latent(page, server)
+    page.locator('[data-testid="stRadio"] label').filter(has_text="2-D: z₁ vs z₂").first.click()
+    wait_until_idle(page)
+    box = page.locator(PLOT).first.locator(".nsewdrag").first
+    box.scroll_into_view_if_needed()
+    area = box.bounding_box()
+    x, y, w, h = area["x"], area["y"], area["width"], area["height"]
+    drag(page, [(x + w * 0.45, y + h * 0.45), (x + w * 0.55, y + h * 0.55)])
+    wait_until_idle(page)
+    assert_no_errors(page, "latent-box")
+    selected = page.evaluate(f"{graph(page)}.data.filter(t => /^[0-9]$/.test(t.name))"
+                             ".reduce((n, t) => n + (t.selectedpoints || []).length, 0)")
+    outline = page.evaluate(f"{graph(page)}._fullData.filter(t => t.name.startsWith('selected ('))"
+                            ".map(t => [t.name, t.customdata.length])")
+    assert 0 < selected <= 2000  # few enough to outline one by one
+    assert len(outline) == 1 and outline[0][0] == f"selected ({selected:,})" and outline[0][1] == selected
+    assert page.evaluate(f"({graph(page)}._fullLayout.selections || []).length") == 1  # the box stays drawn
+    page.get_by_text(f"{selected:,} selected:").first.wait_for(timeout=30_000)  # and the digits are shown below
+    page.screenshot(path=str(ARTIFACTS / "latent-box.png"))
+
+    page.locator(PLOT).first.hover()
+    page.locator(f'{PLOT} .modebar-btn[data-val="lasso"]').first.click()
+    drag(page, [(x + w * 0.4, y + h * 0.4), (x + w * 0.6, y + h * 0.42), (x + w * 0.55, y + h * 0.6),
+                (x + w * 0.4, y + h * 0.41)])
+    wait_until_idle(page)
+    assert_no_errors(page, "latent-lasso")
+    assert page.evaluate(f"{graph(page)}._fullLayout.dragmode") == "lasso"  # still the lasso after the rerun
+    again = page.evaluate(f"{graph(page)}.data.filter(t => /^[0-9]$/.test(t.name))"
+                          ".reduce((n, t) => n + (t.selectedpoints || []).length, 0)")
+    assert again > 0 and again != selected
+    page.get_by_text(f"{again:,} selected:").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "latent-lasso.png"))
