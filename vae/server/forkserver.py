@@ -133,8 +133,11 @@ def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     for name in PRELOAD:
         __import__(name)
-    _send(control, {"ready": thread_count()})
-    serve(control)
+    try:
+        _send(control, {"ready": thread_count()})
+        serve(control)
+    except ConnectionError:  # the server has gone while this process was importing, or mid-answer
+        pass
 
 
 # --- the server's side ---------------------------------------------------------------------------------
