@@ -1,10 +1,15 @@
 """Background training jobs for the app: start, watch, cancel; no Streamlit here.
 
 Design, and why:
-- A job is the command line itself, `python -m vae train … --progress json`, in a subprocess: the
-  app and the CLI share one code path, and the child starts as a bare Python process (not a copy of
-  the Streamlit server's `__main__`), so it trains as soon as torch and MNIST are loaded. A process
+- A job is the command line itself, `python -m vae train … --progress json`, in a process of its own: the
+  app and the CLI share one code path. The process is forked from a warm process that has imported PyTorch
+  and the trainer already (forkserver.py: training starts in a fraction of a second instead of seconds),
+  or where that fails a fresh `python -m vae`; never a copy of the Streamlit server's `__main__`. A process
   rather than a thread: the server's pages do not stutter, and a process can be stopped for sure.
+- Where jobs run is a runner, chosen once when the manager is made (default_runner): LocalRunner, or with
+  $STUDIO_RAY_ADDRESS set, ray_jobs.RayRunner (tasks on a Ray cluster, the model sent back and saved
+  here). Both give the manager the same RunningJob: the CLI's report events, stop, outcome. The queue, the
+  limits, ownership and messages below are the manager's, wherever the jobs run.
 - The child prints one JSON line per report (at most every cli.REPORT_EVERY_S, and at every epoch end)
   and a last `done` line naming the checkpoint; on failure it exits non-zero with one `error:` line
   on stderr, which becomes the job's message. A daemon thread per job reads the lines and records the
