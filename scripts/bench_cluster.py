@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -51,14 +52,9 @@ def start_head(cpus: int) -> tuple[subprocess.Popen, str, str]:
 def connect(address: str):
     from vae.server.ray_jobs import RayRunner
 
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            return RayRunner(address)
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    runner = RayRunner(address)
+    assert runner.wait_ready(300), "could not connect to the Ray head"
+    return runner
 
 
 def run_batch(manager: jobs.JobManager, count: int) -> tuple[float, list[float]]:
@@ -76,6 +72,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--cluster-cpus", type=int, default=4)
     args = parser.parse_args()
+    token = Path(tempfile.mkdtemp(prefix="ray-token-")) / "token"  # Ray's token authentication, as the README says
+    token.write_text(secrets.token_hex(32))
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))  # before ray is imported
     head, address, ray_folder = start_head(args.cluster_cpus)
     rows = []
     load_before = os.getloadavg()
@@ -101,6 +100,7 @@ def main() -> None:
         head.terminate()
         head.wait(60)
         shutil.rmtree(ray_folder, ignore_errors=True)
+        shutil.rmtree(token.parent, ignore_errors=True)
     load_after = os.getloadavg()
     print(f"{args.jobs} jobs started at once ({jobs.describe_spec(JOB)}, batch {JOB.batch_size}); "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1-minute), "

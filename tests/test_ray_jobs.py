@@ -3,8 +3,10 @@ JobManager connected to it by address, as $STUDIO_RAY_ADDRESS does in the app. N
 (pip install -e .[ray]; scripts/test.sh installs it)."""
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
+import secrets
 import shutil
 import socket
 import subprocess
@@ -21,10 +23,17 @@ from vae.model import build_model
 from vae.server import jobs, registry
 from vae.training_run import TrainingSpec
 
-try:
-    import ray
+# Ray's token authentication, as the README asks for: one token for the head and for this process (the
+# studio's server), in the environment before ray is imported (it reads them then).
+TOKEN_FOLDER = Path(tempfile.mkdtemp(prefix="ray-token-"))
+(TOKEN_FOLDER / "token").write_text(secrets.token_hex(32))
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(TOKEN_FOLDER / "token"))
+atexit.register(shutil.rmtree, TOKEN_FOLDER, ignore_errors=True)
 
-    from vae.server import ray_jobs
+try:
+    from vae.server import ray_jobs  # it imports ray, set so that no call ever starts a cluster of its own
+
+    ray = ray_jobs.ray
 except ImportError:  # fail, naming the fix, rather than skip silently
     ray = ray_jobs = None
 NO_RAY = "Ray is not installed: pip install -e '.[ray]' (or deselect these tests with -m 'not cluster')"
@@ -57,6 +66,14 @@ def ray_head():
     with open(Path(folder) / "head.log", "w") as head_log:
         head = subprocess.Popen(command, stdout=head_log, stderr=subprocess.STDOUT)
     try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while head.poll() is None and time.monotonic() < deadline:  # until its GCS listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert head.poll() is None, (Path(folder) / "head.log").read_text()[-2000:]
         yield f"127.0.0.1:{port}"
     finally:
         if ray.is_initialized():
@@ -72,14 +89,9 @@ def ray_head():
 
 @pytest.fixture(scope="module")
 def runner(ray_head, mnist_root):
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:  # the head takes a while to accept drivers
-        try:
-            return ray_jobs.RayRunner(ray_head, data_root=str(mnist_root))
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    runner = ray_jobs.RayRunner(ray_head, data_root=str(mnist_root))
+    assert runner.wait_ready(TIMEOUT_S), "the runner did not connect to the head"  # it connects in the background
+    return runner
 
 
 @pytest.fixture
@@ -141,7 +153,9 @@ def test_a_failing_job_on_the_cluster_says_why_and_saves_nothing(manager):
 @pytest.mark.cluster
 def test_the_setting_chooses_the_cluster_and_without_it_jobs_stay_local(runner, ray_head, monkeypatch):
     monkeypatch.setenv(jobs.RAY_ADDRESS_SETTING, ray_head)
-    assert isinstance(jobs.default_runner(), ray_jobs.RayRunner)
+    chosen = jobs.default_runner()
+    assert isinstance(chosen, ray_jobs.RayRunner) and chosen.address == ray_head
+    assert chosen.wait_ready(TIMEOUT_S)  # its connecting thread ends here, not after the head has gone
     monkeypatch.delenv(jobs.RAY_ADDRESS_SETTING)
     assert isinstance(jobs.default_runner(), jobs.LocalRunner)
 

@@ -284,8 +284,11 @@ class RunningJob(Protocol):
 class JobRunner(Protocol):
     """Where jobs run; the JobManager chooses one when it is made (default_runner) and keeps it."""
 
-    slots: int | None  # how many jobs it runs at once; None: LIMITS.job_slots
+    slots: int | None  # how many jobs it runs at once now; None: LIMITS.job_slots
     shares_cores: bool  # jobs share this machine's cores: the manager splits them (set_threads)
+
+    def when_ready(self, callback) -> None:
+        """Call callback() when slots may have grown (a cluster connected), or at once."""
 
     def launch(self, spec: TrainingSpec, folder: Path, data_root: str | None, owner: str | None,
                origin: str | None, threads: int) -> RunningJob:
@@ -369,6 +372,9 @@ class LocalRunner:
         if warm:
             warm_fork_server()  # importing starts now, before the first job
 
+    def when_ready(self, callback) -> None:
+        """Always ready: nothing to wait for."""
+
     def launch(self, spec, folder, data_root, owner, origin, threads) -> LocalJob:
         command = train_command(spec, folder, data_root, owner, threads, origin)
         stderr = tempfile.TemporaryFile()
@@ -403,12 +409,24 @@ class JobManager:
         self.folder = Path(folder or checkpoint_dir())
         self.data_root = data_root or default_data_root()
         self.runner = runner or default_runner()
-        self.max_jobs = max_jobs or self.runner.slots or limits.LIMITS.job_slots
+        self._max_jobs = max_jobs
         self.cores = cores or available_cores()
         self._jobs: dict[str, _Job] = {}
         self._started: dict[str | None, int] = {}  # address → jobs started from it (the queue's turns)
         self._lock = threading.Lock()
         clean_stale_temp_files(self.folder)
+        self.runner.when_ready(self._slots_grew)
+
+    @property
+    def max_jobs(self) -> int:
+        """Jobs running at once: as made, else as many as the runner has room for now."""
+        if self._max_jobs:
+            return self._max_jobs
+        return limits.LIMITS.job_slots if self.runner.slots is None else self.runner.slots
+
+    def _slots_grew(self) -> None:
+        with self._lock:
+            self._start_waiting()
 
     # --- asking -------------------------------------------------------------------------------
     def jobs(self, owner: str | None = None) -> list[JobView]:

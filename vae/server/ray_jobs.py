@@ -11,7 +11,8 @@ no-overwrite save as a local job, with the owner and origin the server decides. 
 
 - Each task asks for STUDIO_RAY_CPUS_PER_JOB CPUs (default 1) and trains with as many threads, at the local
   jobs' nice; where the cluster has GPUs, one GPU each (device auto then picks CUDA). The manager runs as
-  many jobs at once as the cluster had room for when it connected; the fair queue stays the manager's.
+  many jobs at once as the cluster had room for when it connected (none before: jobs wait in the queue);
+  the fair queue stays the manager's.
 - Cancel: ray.cancel raises in the task, which stops the training at its next step and saves nothing; if it
   has not ended CANCEL_GRACE_S later, ray.cancel(force=True) ends its worker process.
 - A failure in the training comes back as the command line's one-line message; a worker lost is "ended
@@ -30,7 +31,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-import ray
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")  # read when ray is imported: a Ray call made while not
+import ray  # noqa: E402  (connected raises, instead of starting a local cluster on the server)
 
 from ..checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint, save_checkpoint
 from ..training_run import TrainingSpec
@@ -182,24 +184,59 @@ class RayJob:
 
 
 class RayRunner:
-    """Jobs on the Ray cluster at `address` (jobs.JobRunner). Connects, and puts the training images in the
-    cluster's object store, when made."""
+    """Jobs on the Ray cluster at `address` (jobs.JobRunner). It connects, and puts the training images in the
+    cluster's object store, in the background (ray.init waits minutes for a head that is down): until then it
+    has no slots, so jobs wait in the manager's queue; a failed connection is logged and tried again."""
 
     shares_cores = False
+    RETRY_S = 30.0
 
     def __init__(self, address: str, data_root: str | None = None, cpus_per_job: int | None = None):
+        self.address, self.data_root = address, data_root
+        self.cpus_per_job = cpus_per_job or int(os.environ.get(CPUS_PER_JOB_SETTING) or 1)
+        self.slots = 0  # none until connected
+        self._ready = threading.Event()
+        self._callbacks: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._connect, name="ray-connect", daemon=True).start()
+
+    def _connect(self) -> None:
         from ..data import load_mnist
 
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False,
-                     runtime_env={"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]})
-        self.cpus_per_job = cpus_per_job or int(os.environ.get(CPUS_PER_JOB_SETTING) or 1)
-        resources = ray.cluster_resources()
-        self.gpus_per_job = 1 if resources.get("GPU", 0) >= 1 else 0
-        room = int(resources.get("GPU", 0)) if self.gpus_per_job else int(resources.get("CPU", 0) // self.cpus_per_job)
-        self.slots = max(1, room)
-        self._data = ray.put(load_mnist(data_root))
-        self._task = train_on_cluster.options(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)
+        while True:
+            try:
+                data = load_mnist(self.data_root)
+                if not ray.is_initialized():
+                    ray.init(address=self.address, log_to_driver=False,
+                             runtime_env={"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]})
+                resources = ray.cluster_resources()
+                self.gpus_per_job = 1 if resources.get("GPU", 0) >= 1 else 0
+                room = int(resources.get("GPU", 0)) if self.gpus_per_job else int(resources.get("CPU", 0) // self.cpus_per_job)
+                self._data = ray.put(data)
+                self._task = train_on_cluster.options(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)
+                break
+            except Exception as exc:
+                log.error("cannot use the Ray cluster at %s (%r); training jobs wait; trying again in %g s",
+                          self.address, exc, self.RETRY_S)
+                time.sleep(self.RETRY_S)
+        log.info("training jobs run on the Ray cluster at %s: %d at once", self.address, max(1, room))
+        with self._lock:
+            self.slots = max(1, room)
+            self._ready.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_ready(self, callback) -> None:
+        """callback() once connected (at once if it is)."""
+        with self._lock:
+            if not self._ready.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
 
     def launch(self, spec, folder, data_root, owner, origin, threads) -> RayJob:
         task = self._task.remote(spec, self._data, self.cpus_per_job, limits.LIMITS.job_nice)
