@@ -2,9 +2,9 @@
 JobManager (jobs.py) runs every job here instead of on the server's cores (jobs.default_runner).
 
 What stays on the server: the queue, the limits, who owns what, the messages, the model store. What moves:
-the job's choices (a TrainingSpec), the training images (put in Ray's object store once per server and read
-by every task), and the code of this package (runtime_env py_modules, so workers need only the Python
-packages, not this project). What comes back: the progress reports as they happen (the task is a Ray
+the job's choices (a TrainingSpec) and the training images (put in Ray's object store once per server and
+read by every task); the workers import this package from their own install of the same version (no data
+or model files needed there). What comes back: the progress reports as they happen (the task is a Ray
 streaming generator), and at the end the checkpoint's bytes, which the server loads as it loads any
 checkpoint (weights_only: a cluster cannot send code) and writes itself, through the same atomic,
 no-overwrite save as a local job, with the owner and origin the server decides. No shared file system.
@@ -41,7 +41,6 @@ from . import limits
 CPUS_PER_JOB_SETTING = "STUDIO_RAY_CPUS_PER_JOB"
 CANCEL_GRACE_S = 2.0
 REPORT_EVERY_S = 0.2  # as the command line's --progress json
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # vae/: shipped to the workers with every task
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +206,7 @@ class RayRunner:
             try:
                 data = load_mnist(self.data_root)
                 if not ray.is_initialized():
-                    ray.init(address=self.address, log_to_driver=False,
-                             runtime_env={"py_modules": [str(PACKAGE_DIR)], "excludes": ["__pycache__"]})
+                    ray.init(address=self.address, log_to_driver=False)
                 resources = ray.cluster_resources()
                 self.gpus_per_job = 1 if resources.get("GPU", 0) >= 1 else 0
                 room = int(resources.get("GPU", 0)) if self.gpus_per_job else int(resources.get("CPU", 0) // self.cpus_per_job)
