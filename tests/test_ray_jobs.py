@@ -151,6 +151,7 @@ def test_a_failing_job_on_the_cluster_says_why_and_saves_nothing(manager):
 
 
 @pytest.mark.cluster
+@pytest.mark.slow  # starts the head
 def test_the_setting_chooses_the_cluster_and_without_it_jobs_stay_local(runner, ray_head, monkeypatch):
     monkeypatch.setenv(jobs.RAY_ADDRESS_SETTING, ray_head)
     chosen = jobs.default_runner()
