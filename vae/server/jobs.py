@@ -288,7 +288,7 @@ class JobRunner(Protocol):
     shares_cores: bool  # jobs share this machine's cores: the manager splits them (set_threads)
 
     def when_ready(self, callback) -> None:
-        """Call callback() when slots may have grown (a cluster connected), or at once."""
+        """Call callback() when its slots have grown (a cluster connected), if they ever do."""
 
     def launch(self, spec: TrainingSpec, folder: Path, data_root: str | None, owner: str | None,
                origin: str | None, threads: int) -> RunningJob:
@@ -373,7 +373,7 @@ class LocalRunner:
             warm_fork_server()  # importing starts now, before the first job
 
     def when_ready(self, callback) -> None:
-        """Always ready: nothing to wait for."""
+        """Its slots never change: nothing to call back for."""
 
     def launch(self, spec, folder, data_root, owner, origin, threads) -> LocalJob:
         command = train_command(spec, folder, data_root, owner, threads, origin)
