@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh machine, in one command: scripts/test.sh [pytest arguments]
-#   - the project with its test tools (requirements-dev.txt: the package, pytest, Playwright, ruff),
+#   - the project with its test tools (requirements-dev.txt: the package, Ray for the cluster tests, pytest,
+#     Playwright, ruff),
 #   - Debian's chromium for the real-browser tests, where it is missing,
 #   - full MNIST: $MNIST_ROOT if set (CI points it at ../shared/data), else data/, downloaded when missing,
 #   - ruff, then pytest (every core; `scripts/test.sh -m "not browser and not slow"` is the quick loop).

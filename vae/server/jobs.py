@@ -1,10 +1,15 @@
 """Background training jobs for the app: start, watch, cancel; no Streamlit here.
 
 Design, and why:
-- A job is the command line itself, `python -m vae train … --progress json`, in a subprocess: the
-  app and the CLI share one code path, and the child starts as a bare Python process (not a copy of
-  the Streamlit server's `__main__`), so it trains as soon as torch and MNIST are loaded. A process
+- A job is the command line itself, `python -m vae train … --progress json`, in a process of its own: the
+  app and the CLI share one code path. The process is forked from a warm process that has imported PyTorch
+  and the trainer already (forkserver.py: training starts in a fraction of a second instead of seconds),
+  or where that fails a fresh `python -m vae`; never a copy of the Streamlit server's `__main__`. A process
   rather than a thread: the server's pages do not stutter, and a process can be stopped for sure.
+- Where jobs run is a runner, chosen once when the manager is made (default_runner): LocalRunner, or with
+  $STUDIO_RAY_ADDRESS set, ray_jobs.RayRunner (tasks on a Ray cluster, the model sent back and saved
+  here). Both give the manager the same RunningJob: the CLI's report events, stop, outcome. The queue, the
+  limits, ownership and messages below are the manager's, wherever the jobs run.
 - The child prints one JSON line per report (at most every cli.REPORT_EVERY_S, and at every epoch end)
   and a last `done` line naming the checkpoint; on failure it exits non-zero with one `error:` line
   on stderr, which becomes the job's message. A daemon thread per job reads the lines and records the
@@ -36,15 +41,17 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Protocol
 
 from ..checkpoint import OWNER_PATTERN, check_writable_folder, checkpoint_dir, clean_stale_temp_files
 from ..data import default_data_root
 from ..model import VARIATIONAL_KINDS
 from ..train import Progress, format_duration
 from ..training_run import TrainingSpec
-from . import limits, registry
+from . import forkserver, limits, registry
 from .limits import ALL_TRAINING_IMAGES, TRAINING_IMAGES_PER_DIGIT, available_cores
 
 CANCEL_GRACE_S = 2.0  # after SIGTERM, the time a child gets before it is killed
@@ -226,8 +233,7 @@ class _Job:
     spec: TrainingSpec
     owner: str | None
     address: str | None  # traffic.address_key of the visitor who started it (None: unknown, or the server)
-    process: subprocess.Popen | None = None  # None while it waits
-    stderr: object = None  # a temp file: the child's last `error:` line is the job's message
+    run: RunningJob | None = None  # None while it waits
     threads: int = 1
     state: str = QUEUED
     progress: Progress | None = None
@@ -256,19 +262,171 @@ def _last_error_line(stderr_file) -> str | None:
     return errors[-1] if errors else None
 
 
+class RunningJob(Protocol):
+    """One job on its way, wherever it runs (LocalJob: a process here; ray_jobs.RayJob: a task on a cluster)."""
+
+    pid: int | None  # a local process's id (None on a cluster, or before it has forked)
+
+    def reports(self) -> Iterator[dict]:
+        """Its events as `python -m vae train --progress json` writes them ({"event": "progress", …}, then
+        {"event": "done", "path": …} once the model is saved in the folder), until it has ended."""
+
+    def set_threads(self, threads: int) -> None:
+        """Use this many CPU threads from its next step (where the runner shares cores)."""
+
+    def stop(self) -> None:
+        """Ask it to end now, saving nothing; it is made to end for sure CANCEL_GRACE_S later."""
+
+    def outcome(self) -> tuple[bool, str | None]:
+        """Once reports() has ended: (whether it ended well, the reason if not)."""
+
+
+class JobRunner(Protocol):
+    """Where jobs run; the JobManager chooses one when it is made (default_runner) and keeps it."""
+
+    slots: int | None  # how many jobs it runs at once now; None: LIMITS.job_slots
+    shares_cores: bool  # jobs share this machine's cores: the manager splits them (set_threads)
+
+    def when_ready(self, callback) -> None:
+        """Call callback() when its slots have grown (a cluster connected), if they ever do."""
+
+    def launch(self, spec: TrainingSpec, folder: Path, data_root: str | None, owner: str | None,
+               origin: str | None, threads: int) -> RunningJob:
+        """Start the job (without waiting for it to load anything); it saves its model into `folder`."""
+
+
+class LocalJob:
+    """A job in a process on this machine, running the CLI: JSON lines on its stdout, {"threads": n} lines on
+    its stdin, its `error:` line on stderr (a temp file). The process is a subprocess.Popen, or a
+    forkserver.ForkedProcess with the same surface."""
+
+    def __init__(self, process, stderr_file):
+        self.process, self._stderr = process, stderr_file
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def reports(self) -> Iterator[dict]:
+        for line in self.process.stdout:  # ends when the child closes its stdout: it has exited
+            try:
+                event = json.loads(line)
+            except ValueError:  # a line cut off by a kill
+                continue
+            if isinstance(event, dict):
+                yield event
+
+    def set_threads(self, threads: int) -> None:
+        try:
+            self.process.stdin.write(json.dumps({"threads": threads}) + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it has exited meanwhile
+            pass
+
+    def stop(self) -> None:
+        """SIGTERM now, SIGKILL if it has not gone CANCEL_GRACE_S later."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            timer = threading.Timer(CANCEL_GRACE_S, lambda: self.process.poll() is None and self.process.kill())
+            timer.daemon = True
+            timer.start()
+
+    def outcome(self) -> tuple[bool, str | None]:
+        returncode = self.process.wait()
+        error = _last_error_line(self._stderr)
+        self._stderr.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if returncode == 0:
+            return True, None
+        return False, error or f"the training process ended unexpectedly (exit code {returncode}); nothing was saved"
+
+
+_warm: forkserver.ForkServer | None = None
+_warm_lock = threading.Lock()
+
+
+def warm_fork_server() -> forkserver.ForkServer:
+    """This server's warm process (one for all its managers), started when first asked for, and again if it
+    has gone."""
+    global _warm
+    with _warm_lock:
+        if _warm is None or not _warm.alive:
+            _warm = forkserver.ForkServer()
+        return _warm
+
+
+class LocalRunner:
+    """Jobs as processes on this machine, one per job: forked from the warm process (forkserver.py), which
+    has imported PyTorch and the trainer already, or, with warm=False or where that fails, a fresh
+    `python -m vae train` (seconds slower to its first step)."""
+
+    slots = None
+    shares_cores = True
+
+    def __init__(self, warm: bool = True):
+        self.warm = warm
+        if warm:
+            warm_fork_server()  # importing starts now, before the first job
+
+    def when_ready(self, callback) -> None:
+        """Its slots never change: nothing to call back for."""
+
+    def launch(self, spec, folder, data_root, owner, origin, threads) -> LocalJob:
+        command = train_command(spec, folder, data_root, owner, threads, origin)
+        stderr = tempfile.TemporaryFile()
+        if self.warm:
+            try:
+                return LocalJob(warm_fork_server().start_job(command[3:], stderr), stderr)  # argv after `-m vae`
+            except OSError as exc:  # it has just gone: a fresh process instead
+                log.warning("the warm process could not start a job (%s); starting a fresh process", exc)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                   text=True, bufsize=1)
+        return LocalJob(process, stderr)
+
+
+RAY_ADDRESS_SETTING = "STUDIO_RAY_ADDRESS"
+
+
+def default_runner() -> JobRunner:
+    """Jobs on the Ray cluster at $STUDIO_RAY_ADDRESS (host:port) when it is set, else on this machine."""
+    address = os.environ.get(RAY_ADDRESS_SETTING, "").strip()
+    if address:
+        from .ray_jobs import RayRunner  # Ray is imported only here: the app runs without it
+
+        return RayRunner(address)
+    return LocalRunner()
+
+
 class JobManager:
     """Starts and tracks training jobs; safe to use from many Streamlit sessions (threads) at once."""
 
     def __init__(self, folder: str | os.PathLike | None = None, data_root: str | None = None,
-                 max_jobs: int | None = None, cores: int | None = None):
+                 max_jobs: int | None = None, cores: int | None = None, runner: JobRunner | None = None):
         self.folder = Path(folder or checkpoint_dir())
         self.data_root = data_root or default_data_root()
-        self.max_jobs = max_jobs or limits.LIMITS.job_slots
+        self.runner = runner or default_runner()
+        self._max_jobs = max_jobs
         self.cores = cores or available_cores()
         self._jobs: dict[str, _Job] = {}
         self._started: dict[str | None, int] = {}  # address → jobs started from it (the queue's turns)
         self._lock = threading.Lock()
         clean_stale_temp_files(self.folder)
+        self.runner.when_ready(self._slots_grew)
+
+    @property
+    def max_jobs(self) -> int:
+        """Jobs running at once: as made, else as many as the runner has room for now."""
+        if self._max_jobs:
+            return self._max_jobs
+        return limits.LIMITS.job_slots if self.runner.slots is None else self.runner.slots
+
+    def _slots_grew(self) -> None:
+        with self._lock:
+            self._start_waiting()
 
     # --- asking -------------------------------------------------------------------------------
     def jobs(self, owner: str | None = None) -> list[JobView]:
@@ -432,26 +590,25 @@ class JobManager:
             self._launch(job)
 
     def _launch(self, job: _Job) -> None:
-        """Called with the lock held: the job's process starts (its `--nice` lowers its priority first thing)."""
+        """Called with the lock held: the job starts on the runner (a local one's `--nice` lowers its priority
+        first thing). A runner that cannot start it fails the job, with a message."""
         in_slot = sum(j.state in IN_SLOT for j in self._jobs.values())
         job.threads = max(1, self.cores // (in_slot + 1))
-        job.stderr = tempfile.TemporaryFile()
         origin = registry.origin_key(job.address) if job.address is not None and job.owner is not None else None
-        job.process = subprocess.Popen(train_command(job.spec, self.folder, self.data_root, job.owner, job.threads, origin),
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=job.stderr,
-                                       text=True, bufsize=1)
         job.state, job.started = STARTING, time.time()
         self._started[job.address] = self._started.get(job.address, 0) + 1
+        try:
+            job.run = self.runner.launch(job.spec, self.folder, self.data_root, job.owner, origin, job.threads)
+        except Exception as exc:  # no process, no cluster: the job ends here, the server goes on
+            log.warning("training job %s (%s) could not start: %r", job.id, describe_spec(job.spec), exc)
+            job.state, job.finished = FAILED, time.time()
+            job.error = "the training could not be started on this server; try again later"
+            return
         self._rebalance_threads()
         threading.Thread(target=self._watch, args=(job,), name=f"watch-{job.id}", daemon=True).start()
 
     def _stop(self, job: _Job) -> None:
-        """SIGTERM now, SIGKILL if it has not gone CANCEL_GRACE_S later."""
-        if job.process.poll() is None:
-            job.process.terminate()
-            timer = threading.Timer(CANCEL_GRACE_S, lambda: job.process.poll() is None and job.process.kill())
-            timer.daemon = True
-            timer.start()
+        job.run.stop()
 
     def _time_out(self, job: _Job) -> None:
         with self._lock:
@@ -462,16 +619,14 @@ class JobManager:
 
     def _rebalance_threads(self) -> None:
         """Called with the lock held: share the cores among the running jobs."""
-        active = [job for job in self._jobs.values() if job.state in IN_SLOT]
+        if not self.runner.shares_cores:
+            return
+        active = [job for job in self._jobs.values() if job.state in IN_SLOT and job.run is not None]
         for job in active:
             threads = max(1, self.cores // len(active))
             if threads != job.threads:
                 job.threads = threads
-                try:
-                    job.process.stdin.write(json.dumps({"threads": threads}) + "\n")
-                    job.process.stdin.flush()
-                except (OSError, ValueError):  # it has exited meanwhile
-                    pass
+                job.run.set_threads(threads)
 
     def _forget_oldest_finished(self) -> None:
         finished = [job for job in self._jobs.values() if job.state not in ACTIVE_STATES]
@@ -495,35 +650,22 @@ class JobManager:
         deadline = threading.Timer(limits.LIMITS.max_job_s, self._time_out, args=(job,))
         deadline.daemon = True
         deadline.start()
-        for line in job.process.stdout:  # ends when the child closes its stdout: it has exited
-            try:
-                event = json.loads(line)
-            except ValueError:  # a line cut off by a kill
-                continue
-            if isinstance(event, dict):
-                self._record(job, event)
-        job.process.wait()
+        for event in job.run.reports():
+            self._record(job, event)
         deadline.cancel()
-        error = _last_error_line(job.stderr)
-        job.stderr.close()
+        ended_well, error = job.run.outcome()
         clean_stale_temp_files(self.folder)  # a save killed midway leaves its temp file behind
         with self._lock:
-            if job.path is not None and job.process.returncode == 0:
+            if job.path is not None and ended_well:
                 job.state = DONE
             elif job.cancel_requested_at is not None and job.error is None:
                 job.state = CANCELLED
             else:
                 job.state = FAILED
-                error = job.error or error or (
-                    f"the training process ended unexpectedly (exit code {job.process.returncode}); nothing was saved")
+                error = job.error or error or "the training ended unexpectedly; nothing was saved"
                 log.warning("training job %s (%s) failed: %s", job.id, describe_spec(job.spec), error)
                 job.error = for_visitors(error)
             job.finished = time.time()
-            for stream in (job.process.stdin, job.process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
             self._rebalance_threads()
             self._start_waiting()
 
