@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -89,6 +90,19 @@ def test_status_line_and_outcome_say_what_a_job_is_doing():
     assert not failed.active and failed.status_line == failed.outcome == "Training failed: disk full"
     late = jobs.JobView("id", TINY, None, jobs.DONE, progress, (), Path("/m/vae-z2-1.pt"), None, True, 0.0, 1.0)
     assert late.outcome == "Saved vae-z2-1.pt (it had finished before the cancel arrived)."
+
+
+def test_a_job_past_its_last_epoch_is_saving_and_no_longer_offered_a_cancel():
+    """The phases after training (scoring, calibrating) report with epoch_end False: still past cancelling."""
+    holder = type("Holder", (), {"_lock": threading.Lock()})()  # _record reads only the job and the lock
+    job = jobs._Job("id", TINY, None, None, state=jobs.RUNNING)
+    losses = {"total": 150.0, "recon": 140.0, "kl": 10.0}
+    training = Progress(1, 2, 3, 10, 1300, 7812.4, 65.0, losses)
+    jobs.JobManager._record(holder, job, {"event": "progress", "progress": dataclasses.asdict(training)})
+    assert job.state == jobs.RUNNING
+    calibrating = Progress(2, 2, 10, 10, 2600, 7812.4, 5.0, losses, phase="calibrating", phase_total=100)
+    jobs.JobManager._record(holder, job, {"event": "progress", "progress": dataclasses.asdict(calibrating)})
+    assert job.state == jobs.SAVING
 
 
 def test_stale_temp_files_are_removed_and_fresh_ones_and_checkpoints_kept(tmp_path):

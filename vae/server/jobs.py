@@ -640,8 +640,9 @@ class JobManager:
                 job.progress = progress
                 job.first_report = job.first_report or time.time()
                 job.curve.extend(curve_points(progress))
-                last_report = progress.epoch_end and progress.epoch == progress.epochs
-                job.state = SAVING if last_report else RUNNING
+                # After the last epoch the job scores, calibrates and saves (Progress.phase): past cancelling.
+                after_training = progress.phase != "training" or (progress.epoch_end and progress.epoch == progress.epochs)
+                job.state = SAVING if after_training else RUNNING
             elif event.get("event") == "done" and isinstance(event.get("path"), str):
                 job.path = Path(event["path"])
 
