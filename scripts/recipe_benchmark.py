@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -62,23 +63,25 @@ def parse_recipe(text: str) -> tuple[str, dict]:
 
 
 def one_run(data: MnistData, overrides: dict, epochs: int, seed: int) -> dict:
-    """Train a fresh ConvVAE(64) (as vae.training_run does); loss per epoch and training seconds, evaluations
-    left out of the time."""
+    """Train a fresh ConvVAE(64) (as vae.training_run does): the loss after each epoch and the training seconds
+    up to it, evaluations left out."""
     config = TrainConfig(**{**overrides, "epochs": epochs, "seed": seed, "device": "cpu"})
     torch.manual_seed(seed)
     model = build_model("vae", 64)
-    evaluating = {"since": 0.0, "total": 0.0}
+    clock = {"start": None, "evaluating": 0.0, "since": 0.0, "seconds": []}
 
-    def clock(p):
+    def watch(p):
         now = time.perf_counter()
+        if clock["start"] is None:  # from the end of the first step: a process's first step pays one-off set-ups
+            clock["start"] = now
         if p.epoch_end:
-            evaluating["total"] += now - evaluating["since"]
+            clock["evaluating"] += now - clock["since"]
         elif p.step == p.steps_per_epoch:
-            evaluating["since"] = now
+            clock["since"] = now
+            clock["seconds"].append(now - clock["start"] - clock["evaluating"])
 
-    result = train(model, data, config, clock)
-    return {"losses": [row["test_total"] for row in result.history],
-            "seconds": result.seconds - evaluating["total"], "images_per_s": result.images_per_s}
+    result = train(model, data, config, watch)
+    return {"losses": [row["test_total"] for row in result.history], "seconds": clock["seconds"]}
 
 
 def mean_sd(values: list[float]) -> str:
@@ -86,35 +89,46 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
-def table(results: dict, epoch_counts: list[int], split: str) -> str:
+def table(results: dict, epochs: int, at: list[int], split: str) -> str:
+    """Loss and training time after each epoch in `at` of the `epochs`-epoch runs, per recipe."""
     label = "validation loss" if split == "validation" else "test loss"
-    head = "| recipe | " + " | ".join(f"{label}, {n} epochs | time, {n} epochs" for n in epoch_counts) + " |"
-    lines = [head, "|" + "---|" * (1 + 2 * len(epoch_counts))]
+    head = "| recipe | " + " | ".join(f"{label} after {k} | time to {k}" for k in at) + " |"
+    lines = [head, "|" + "---|" * (1 + 2 * len(at))]
     for name, by_epochs in results.items():
+        runs = by_epochs.get(str(epochs), [])
         cells = []
-        for n in epoch_counts:
-            runs = by_epochs.get(n, [])
-            cells.append(mean_sd([r["losses"][-1] for r in runs]) if runs else "–")
-            cells.append(f"{statistics.mean(r['seconds'] for r in runs):.0f} s" if runs else "–")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for k in at:
+            done = [r for r in runs if len(r["losses"]) >= k]
+            cells.append(mean_sd([r["losses"][k - 1] for r in done]) if done else "–")
+            cells.append(f"{statistics.mean(r['seconds'][k - 1] for r in done):.0f} s" if done else "–")
+        lines.append(f"| {name} ({len(runs)} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["validation", "test"], default="test")
-    parser.add_argument("--epochs", default="2,6,10", help="epoch counts, each its own run, e.g. 2,6,10")
+    parser.add_argument("--epochs", default="10", help="run lengths, each its own schedule, e.g. 6,10")
+    parser.add_argument("--at", default="2,6,10", help="the table's epochs (of the longest runs)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--recipe", action="append", default=None,
                         help="name=key=value,… (TrainConfig fields); repeatable; default: old and new")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's jobs train on one)")
     parser.add_argument("--json", default=None, help="also write every run's numbers here")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="print the table of these --json files (runs made apart, e.g. one process per recipe)")
     args = parser.parse_args(argv)
+    at = [int(k) for k in args.at.split(",")]
+    epoch_counts = [int(n) for n in args.epochs.split(",")]
+    if args.merge:
+        saved = [json.loads(Path(f).read_text()) for f in args.merge]
+        results = {name: runs for one in saved for name, runs in one["results"].items()}
+        print(table(results, max(epoch_counts), at, saved[0]["split"]))
+        return 0
 
     torch.set_num_threads(args.threads)
     recipes = dict(parse_recipe(r) for r in args.recipe) if args.recipe else RECIPES
-    epoch_counts = [int(n) for n in args.epochs.split(",")]
     data = load_mnist(args.data_root, download=False, allow_fallback=False)
     if args.split == "validation":
         data = validation_split(data)
@@ -126,13 +140,14 @@ def main(argv=None) -> int:
         for epochs in epoch_counts:
             for name, overrides in recipes.items():  # alternating: both recipes see the same load
                 run = one_run(data, overrides, epochs, seed)
-                results[name].setdefault(epochs, []).append(run)
+                results[name].setdefault(str(epochs), []).append(run)
                 print(f"{name} seed {seed} {epochs} epochs: {' '.join(f'{x:.2f}' for x in run['losses'])} "
-                      f"({run['seconds']:.0f} s)", file=sys.stderr, flush=True)
+                      f"({run['seconds'][-1]:.0f} s; load average {os.getloadavg()[0]:.1f})",
+                      file=sys.stderr, flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps({"split": args.split, "recipes": recipes,
                                                            "results": results}, indent=1))
-    print(table(results, epoch_counts, args.split))
+    print(table(results, max(epoch_counts), at, args.split))
     return 0
 
 
