@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", default="10", help="run lengths, each its own schedule, e.g. 6,10")
     parser.add_argument("--at", default="2,6,10", help="the table's epochs (of the longest runs)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, …")
     parser.add_argument("--recipe", action="append", default=None,
                         help="name=key=value,… (TrainConfig fields); repeatable; default: old and new")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's jobs train on one)")
@@ -123,7 +124,11 @@ def main(argv=None) -> int:
     epoch_counts = [int(n) for n in args.epochs.split(",")]
     if args.merge:
         saved = [json.loads(Path(f).read_text()) for f in args.merge]
-        results = {name: runs for one in saved for name, runs in one["results"].items()}
+        results = {}
+        for one in saved:  # the same recipe's runs from several files (e.g. one seed per process) join
+            for name, by_epochs in one["results"].items():
+                for epochs, runs in by_epochs.items():
+                    results.setdefault(name, {}).setdefault(epochs, []).extend(runs)
         print(table(results, max(epoch_counts), at, saved[0]["split"]))
         return 0
 
@@ -136,7 +141,7 @@ def main(argv=None) -> int:
           f"{args.threads} thread(s); recipes: {json.dumps(recipes)}", file=sys.stderr)
 
     results = {name: {} for name in recipes}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for epochs in epoch_counts:
             for name, overrides in recipes.items():  # alternating: both recipes see the same load
                 run = one_run(data, overrides, epochs, seed)
