@@ -65,7 +65,7 @@ def parse_recipe(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def one_run(data: MnistData, overrides: dict, epochs: int, seed: int) -> dict:
+def one_run(data: MnistData, overrides: dict, epochs: int, seed: int, label: str = "") -> dict:
     """Train a fresh ConvVAE(64) (as vae.training_run does): the loss after each epoch and the training seconds
     up to it, evaluations left out."""
     config = TrainConfig(**{**overrides, "epochs": epochs, "seed": seed, "device": "cpu"})
@@ -79,6 +79,9 @@ def one_run(data: MnistData, overrides: dict, epochs: int, seed: int) -> dict:
             clock["start"] = now
         if p.epoch_end:
             clock["evaluating"] += now - clock["since"]
+            if label:  # a long run on a busy machine: show how far it got
+                print(f"  {label} epoch {p.epoch}: {p.test_loss['total']:.2f} ({clock['seconds'][-1]:.0f} s)",
+                      file=sys.stderr, flush=True)
         elif p.step == p.steps_per_epoch:
             clock["since"] = now
             clock["seconds"].append(now - clock["start"] - clock["evaluating"])
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for epochs in epoch_counts:
             for name, overrides in recipes.items():  # alternating: both recipes see the same load
-                run = one_run(data, overrides, epochs, seed)
+                run = one_run(data, overrides, epochs, seed, label=f"{name} seed {seed}")
                 results[name].setdefault(str(epochs), []).append(run)
                 print(f"{name} seed {seed} {epochs} epochs: {' '.join(f'{x:.2f}' for x in run['losses'])} "
                       f"({run['seconds'][-1]:.0f} s; load average {os.getloadavg()[0]:.1f})",
