@@ -139,7 +139,7 @@ def test_train_with_huge_learning_rate_fails_and_writes_nothing(cli_runs):
     assert lines[0] == "data: MNIST (60,000 train / 10,000 test)"
     # The error starts its own line, even when it interrupts a progress bar's '\r' line.
     assert re.fullmatch(r"error: loss (exploded to [\d,]+|became \S+) at epoch 1, step \d+: training stopped "
-                        r"and nothing was saved; try a smaller learning rate \(now 1\)", lines[-1]), proc.stderr
+                        r"and nothing was saved; try a smaller learning rate \(now 10\)", lines[-1]), proc.stderr
     assert proc.stdout == ""
     assert not (cli_runs["bad_folder"] / "diverged.pt").exists()
     assert not list(cli_runs["bad_folder"].iterdir())  # no temp file either
