@@ -138,7 +138,7 @@ def cli_runs(tmp_path_factory, mnist_root):
                            "--data-root", mnist_root, "--out", folder / "x.pt"),
         "force": start_cli("train", "--model", "ae", "--latent", 2, "--epochs", 1, "--train-size", 300,
                            "--data-root", mnist_root, "--out", folder / "existing.pt", "--force"),
-        "diverge": start_cli("train", "--lr", "1.0", "--latent", 3, "--epochs", 1, "--train-size", 1000,
+        "diverge": start_cli("train", "--lr", "10", "--latent", 3, "--epochs", 1, "--train-size", 1000,
                              "--data-root", mnist_root, "--out", bad_folder / "diverged.pt"),
     }
     yield {"folder": folder, "bad_folder": bad_folder, "shipped": shipped, **runs}

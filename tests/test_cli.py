@@ -16,6 +16,7 @@ import pytest
 from vae.checkpoint import load_checkpoint, save_checkpoint
 from vae.cli import main
 from vae.model import ConvVAE
+from vae.train import TrainConfig
 
 from conftest import ROOT, start_cli
 
@@ -74,7 +75,7 @@ def test_train_writes_a_loadable_checkpoint(cli_runs):
     assert (model.kind, model.latent_dim, model.config.beta) == ("vae", 3, 1.0)
     assert meta["kind"] == "vae" and meta["latent_dim"] == 3 and meta["epochs"] == 1
     assert meta["train_images"] == 1000 and meta["data_source"] == "mnist" and meta["digits"] is None
-    assert meta["lr"] == 1e-2 and meta["batch_size"] == 256 and meta["seed"] == 0
+    assert meta["lr"] == TrainConfig.lr and meta["batch_size"] == TrainConfig.batch_size and meta["seed"] == 0
     assert len(meta["history"]) == 1 and meta["history"][0]["epoch"] == 1
     assert 100 < meta["test_loss"]["total"] < 550  # learned something in 3 steps, not much
     assert 0 < meta["spot_level"] <= 1 and model.spot_level == meta["spot_level"]  # calibrated on its 1,000 images
@@ -138,7 +139,7 @@ def test_train_with_huge_learning_rate_fails_and_writes_nothing(cli_runs):
     assert lines[0] == "data: MNIST (60,000 train / 10,000 test)"
     # The error starts its own line, even when it interrupts a progress bar's '\r' line.
     assert re.fullmatch(r"error: loss (exploded to [\d,]+|became \S+) at epoch 1, step \d+: training stopped "
-                        r"and nothing was saved; try a smaller learning rate \(now 1\)", lines[-1]), proc.stderr
+                        r"and nothing was saved; try a smaller learning rate \(now 10\)", lines[-1]), proc.stderr
     assert proc.stdout == ""
     assert not (cli_runs["bad_folder"] / "diverged.pt").exists()
     assert not list(cli_runs["bad_folder"].iterdir())  # no temp file either

@@ -1,5 +1,6 @@
 """The trainer on a small real MNIST subset: reproducible, reports progress, stops on request,
-refuses to go on when the loss explodes, validates its config; evaluate_loss is deterministic."""
+refuses to go on when the loss explodes, validates its config, follows its learning-rate schedule;
+evaluate_loss is deterministic; the CLI, the app's form and the training spec share TrainConfig's recipe."""
 from __future__ import annotations
 
 import math
@@ -7,8 +8,11 @@ import math
 import pytest
 import torch
 
+from vae.cli import build_parser
 from vae.model import build_model
-from vae.train import Progress, TrainConfig, TrainingDiverged, TrainResult, evaluate_loss, train
+from vae.server.limits import FORM_RANGES
+from vae.train import WARMUP_DIVISOR, Progress, TrainConfig, TrainingDiverged, TrainResult, evaluate_loss, train
+from vae.training_run import TrainingSpec
 
 SMALL = dict(epochs=2, batch_size=128, lr=1e-2)
 
@@ -108,6 +112,33 @@ def test_evaluate_each_epoch_off(small_mnist):
     assert not any(key.startswith("test_") for key in result.history[0])
 
 
+def test_learning_rate_warms_up_then_anneals_and_the_loss_falls(small_mnist):
+    reports: list[Progress] = []
+    peak_lr = 5e-3
+    _run(small_mnist, on_progress=reports.append, epochs=4, batch_size=64, lr=peak_lr, warmup=0.25)
+    rates = [p.lr for p in reports if not p.epoch_end]
+    assert len(rates) == 4 * 1024 // 64
+    peak = rates.index(max(rates))
+    assert rates[0] == pytest.approx(peak_lr / WARMUP_DIVISOR)  # warm-up starts low ...
+    assert max(rates) == pytest.approx(peak_lr) and peak == len(rates) // 4 - 1  # ... peaks after a quarter ...
+    assert all(a < b for a, b in zip(rates[:peak], rates[1:peak + 1]))  # ... rising all the way,
+    assert all(a > b for a, b in zip(rates[peak:], rates[peak + 1:]))  # then only falls,
+    assert rates[-1] < peak_lr / 1000  # to ~0.
+    assert [p.lr for p in reports if p.epoch_end] == [rates[i * 16 - 1] for i in (1, 2, 3, 4)]
+    test_losses = [p.test_loss["total"] for p in reports if p.epoch_end]
+    assert all(a > b for a, b in zip(test_losses, test_losses[1:])), test_losses  # every epoch better
+
+
+def test_the_recipe_is_everyones_default():
+    recipe = TrainConfig()
+    assert (TrainingSpec().epochs, TrainingSpec().batch_size, TrainingSpec().lr) == (
+        recipe.epochs, recipe.batch_size, recipe.lr)
+    train_args = build_parser().parse_args(["train"])
+    assert (train_args.epochs, train_args.batch_size, train_args.lr) == (recipe.epochs, recipe.batch_size, recipe.lr)
+    assert [FORM_RANGES[name].default for name in ("epochs", "batch_size", "lr")] == [
+        recipe.epochs, recipe.batch_size, recipe.lr]
+
+
 @pytest.mark.parametrize("kind,lr", [("vae", 1.0), ("vae", 10.0), ("ae", 10.0)])
 def test_huge_learning_rate_raises_training_diverged(small_mnist, kind, lr):
     with pytest.raises(TrainingDiverged, match="loss (exploded|became)") as info:
@@ -119,7 +150,7 @@ def test_huge_learning_rate_raises_training_diverged(small_mnist, kind, lr):
     (dict(epochs=0), "epochs"), (dict(epochs=1.5), "epochs"), (dict(epochs=1001), "epochs"),
     (dict(batch_size=1), "batch size"), (dict(batch_size=10000), "batch size"),
     (dict(lr=0), "learning rate"), (dict(lr=-1.0), "learning rate"), (dict(lr=11.0), "learning rate"),
-    (dict(lr="0.1"), "learning rate"),
+    (dict(lr="0.1"), "learning rate"), (dict(warmup=0), "warm-up"), (dict(warmup=1.0), "warm-up"),
 ])
 def test_train_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):

@@ -193,7 +193,11 @@ def cmd_data(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    bench_module.run(data_root=args.data_root, epochs=args.epochs)
+    try:
+        pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    bench_module.run(data_root=args.data_root, epochs=args.epochs, device=args.device)
     return 0
 
 
@@ -268,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=MODEL_KINDS, default="vae",
                    help="the report's conv autoencoder or VAE, or the fully-connected baseline (fc-ae, fc-vae)")
     t.add_argument("--latent", type=int, default=64, help="latent size")
-    t.add_argument("--epochs", type=int, default=30, help="passes over the training images")
+    t.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="passes over the training images")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (VAE)")
     t.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (one-cycle)")
     t.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="images per step")
@@ -301,9 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-root", default=None, help=data_root)
     d.set_defaults(func=cmd_data)
 
-    b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model and data (CPU)")
+    b = sub.add_parser("bench", help="this trainer vs a textbook DataLoader loop, same model, data and device")
     b.add_argument("--data-root", default=None, help=data_root)
     b.add_argument("--epochs", type=int, default=1, help="epochs each loop trains")
+    b.add_argument("--device", choices=DEVICE_CHOICES, default="cpu", help="where both loops train")
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("benchmark", help="measure anomaly detection: one-class AUROC, synthetic flaws, "

@@ -53,7 +53,7 @@ class TrainingSpec:
 
     kind: str = "vae"
     latent_dim: int = 64
-    epochs: int = 30
+    epochs: int = TrainConfig.epochs
     batch_size: int = TrainConfig.batch_size
     lr: float = TrainConfig.lr
     beta: float = 1.0

@@ -35,7 +35,7 @@ TRAINING_IMAGES_PER_DIGIT = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 585
 
 FORM_RANGES = MappingProxyType({  # TrainingSpec accepts wider ranges (for the CLI); these keep a run sensible
     "latent_dim": Range(1, 256, 16, "latent size"),
-    "epochs": Range(1, 100, 5, "epochs"),
+    "epochs": Range(1, 100, TrainConfig.epochs, "epochs"),
     "batch_size": Range(16, 4096, TrainConfig.batch_size, "batch size"),
     "lr": Range(1e-5, 1.0, TrainConfig.lr, "learning rate"),
     "beta": Range(0.0, 100.0, 1.0, "KL weight β"),
