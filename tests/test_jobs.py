@@ -50,7 +50,7 @@ def test_spec_from_form_builds_the_spec_and_reads_all_as_none():
     ("latent_dim", 300, "latent size must be between 1 and 256"),
     ("epochs", 0, "epochs must be between 1 and 100"),
     ("batch_size", 8, "batch size must be between 16 and 4,096"),
-    ("lr", 2.0, "learning rate must be between 1e-05 and 1"),
+    ("lr", 0.2, "learning rate must be between 1e-05 and 0.1"),
     ("beta", -1.0, "KL weight β must be between 0 and 100"),
     ("train_size", 50, "training-set size must be between 100 and 60,000"),
 ])
