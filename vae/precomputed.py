@@ -2,9 +2,11 @@
 
 For each shipped model, checkpoints/precomputed/<model>.npz holds the reconstruction error of every
 training and test image, the test set's latent codes and the 2-D cluster scores, computed from full
-MNIST by scripts/write_precomputed.py. A file counts only for the exact checkpoint it was computed
-from (its sha256) and the same data (source and split sizes): a retrained or replaced checkpoint, or
-the offline fallback, is computed afresh instead. Read with numpy alone, never unpickled.
+MNIST by scripts/write_precomputed.py; <model>.guarded.npz holds its fitted "guarded" verdict score
+(vae/detector.py, Detector.state), written by scripts/write_guarded.py. A file counts only for the exact
+checkpoint it was computed from (its sha256) and the same data (source and split sizes; for "guarded", the
+very training images): a retrained or replaced checkpoint, or the offline fallback, is computed afresh instead.
+Read with numpy alone, never unpickled.
 """
 from __future__ import annotations
 
