@@ -1,7 +1,8 @@
 """How long a cold server's first "guarded" verdict waits on its detector: fitting it (as before the shipped
 state) against loading checkpoints/precomputed/<model>.guarded.npz, alternating in one run.
 
-Usage: MNIST_ROOT=/path/to/data python scripts/time_guarded.py [model.pt] [rounds]   (default vae-z64.pt 2)
+Usage: MNIST_ROOT=/path/to/data python scripts/time_guarded.py [model.pt] [rounds] [torch threads]
+(default vae-z64.pt 2, torch's own thread count: on a busy 2-core machine 1 thread embeds ~15× faster than 2)
 Prints a markdown table: wall and CPU seconds (this process) per round, and the load average beside each.
 """
 import os
@@ -21,7 +22,9 @@ from vae.detector import Detector  # noqa: E402
 from vae.precomputed import guarded_detector  # noqa: E402
 
 
-def main(name: str = "vae-z64.pt", rounds: str = "2") -> int:
+def main(name: str = "vae-z64.pt", rounds: str = "2", threads: str = "") -> int:
+    if threads:
+        torch.set_num_threads(int(threads))
     data = load_mnist(download=False, allow_fallback=False)
     checkpoint = checkpoint_dir() / name
     model, metadata = load_checkpoint(checkpoint, "cpu")
