@@ -158,10 +158,16 @@ def fitted_difference_for(entry: registry.CheckpointEntry, digit: np.ndarray) ->
 @st.cache_resource(show_spinner="Fitting the verdict's score on the model's training digits (once per model and score; "
                    "'guarded' also learns the project's non-digits: about a minute)…", max_entries=16)
 def get_detector(path: str, mtime: float, root: str, score: str) -> Detector:
-    """A Detector for `score`, fitted on the training images the model learned from; shared by every session."""
+    """A Detector for `score`, fitted on the training images the model learned from; shared by every session.
+    "guarded" of a shipped model is read from checkpoints/precomputed/ instead (vae/precomputed.py)."""
     model, _ = get_model(path, mtime)
     rows = seen_rows(path, mtime, root)
-    return Detector(model, score).fit(get_data(root).train_images[torch.from_numpy(rows)])
+    train_images = get_data(root).train_images[torch.from_numpy(rows)]
+    if score == "guarded":
+        shipped = precomputed.guarded_detector(model, path, get_data(root).source, train_images)
+        if shipped is not None:
+            return shipped
+    return Detector(model, score).fit(train_images)
 
 
 def detector_for(entry: registry.CheckpointEntry, score: str) -> Detector:

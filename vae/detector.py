@@ -98,9 +98,7 @@ class Detector:
     # --- "guarded" ---------------------------------------------------------------------------------
 
     def _fit_guarded(self, train_images: torch.Tensor, nondigit_images: np.ndarray | None) -> Detector:
-        from sklearn.neighbors import NearestNeighbors
         from sklearn.neural_network import MLPClassifier
-        from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         if nondigit_images is None:
@@ -108,12 +106,8 @@ class Detector:
 
             nondigit_images = np.concatenate(list(nondigit_set(NONDIGITS_PER_KIND, DEVELOPMENT_SEED).values()))
         nondigits = torch.from_numpy(np.round(np.asarray(nondigit_images, np.float32) * 255).astype(np.uint8)[:, None])
-        rows = np.random.default_rng(0).permutation(len(train_images))
-        n_reference = min(REFERENCE_IMAGES, len(rows) // 5)
-        reference, rest = np.sort(rows[:n_reference]), np.sort(rows[n_reference:])
-        if len(rest) <= NEIGHBOURS:
-            raise ValueError(f"fitting 'guarded' needs more than {5 * (NEIGHBOURS + 1)} training images")
-        self.neighbours = NearestNeighbors(n_neighbors=NEIGHBOURS + 1).fit(embed_dataset(self.model, train_images[rest]))
+        reference, rest = guarded_split(len(train_images))
+        self._index_codes(train_images, rest)
         seen = torch.from_numpy(rest[:REGRESSION_IMAGES])
         seen_combined, seen_features = self._terms(train_images[seen], own=True)
         reference_combined, reference_features = self._terms(train_images[torch.from_numpy(reference)])
@@ -121,11 +115,55 @@ class Detector:
         repeats = max(1, len(seen_features) // len(nondigit_features))  # both classes about equally heavy
         x = np.r_[seen_features, np.repeat(nondigit_features, repeats, axis=0)]
         y = np.r_[np.zeros(len(seen_features)), np.ones(len(nondigit_features) * repeats)]
-        self.regression = make_pipeline(StandardScaler(), MLPClassifier((64,), alpha=1e-2, max_iter=500, random_state=0))
-        self.regression.fit(x, y)
+        scaler = StandardScaler().fit(x)
+        network = MLPClassifier((64,), alpha=1e-2, max_iter=500, random_state=0).fit(scaler.transform(x), y)
+        # Kept as plain arrays, scored with numpy (_log_odds): what state() ships and from_state() reads back.
+        self.network = {"scaler_mean": scaler.mean_, "scaler_scale": scaler.scale_,
+                        "hidden_weights": network.coefs_[0], "hidden_bias": network.intercepts_[0],
+                        "output_weights": network.coefs_[1], "output_bias": network.intercepts_[1]}
         self.reference = {"combined": np.sort(reference_combined), "regression": np.sort(self._log_odds(reference_features))}
         self.reference_scores = self._guarded(reference_combined, reference_features)
+        self.training_images = (len(train_images), images_sha256(train_images))
         return self
+
+    def _index_codes(self, train_images: torch.Tensor, rest: np.ndarray) -> None:
+        from sklearn.neighbors import NearestNeighbors
+
+        if len(rest) <= NEIGHBOURS:
+            raise ValueError(f"fitting 'guarded' needs more than {5 * (NEIGHBOURS + 1)} training images")
+        self.neighbours = NearestNeighbors(n_neighbors=NEIGHBOURS + 1).fit(embed_dataset(self.model, train_images[rest]))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A fitted "guarded" detector as plain arrays (np.savez-able, no pickle). The kNN index's codes are not
+        in it (55,000 × latent: too big to ship): from_state() embeds the same training rows again."""
+        if self.score != "guarded" or self.neighbours is None:
+            raise ValueError("only a fitted 'guarded' detector has a state")
+        count, digest = self.training_images
+        return {**{name: np.asarray(value, np.float64) for name, value in self.network.items()},
+                "scale": np.array([*self.scale["latent_knn"], *self.scale[PIXEL_TERM]], np.float64),
+                "reference_combined": self.reference["combined"], "reference_regression": self.reference["regression"],
+                "reference_scores": self.reference_scores, "training_images": np.array(count),
+                "training_images_sha256": np.array(digest)}
+
+    @classmethod
+    def from_state(cls, model, score: str, state: dict[str, np.ndarray], train_images: torch.Tensor) -> Detector:
+        """The detector state() described, for the same model and the same uint8 training images; ValueError if
+        `train_images` are not the ones it was fitted on (the caller then fits afresh)."""
+        if score != "guarded":
+            raise ValueError(f"only 'guarded' has a stored state, not {score!r}")
+        if int(state["training_images"]) != len(train_images) or str(state["training_images_sha256"]) != images_sha256(
+                train_images):
+            raise ValueError("the stored 'guarded' state was fitted on other training images")
+        detector = cls(model, score)
+        knn_mean, knn_sd, pixel_mean, pixel_sd = map(float, state["scale"])
+        detector.scale = {"latent_knn": (knn_mean, knn_sd), PIXEL_TERM: (pixel_mean, pixel_sd)}
+        detector.network = {name: np.asarray(state[name], np.float64) for name in NETWORK_ARRAYS}
+        detector.reference = {"combined": np.asarray(state["reference_combined"], np.float64),
+                              "regression": np.asarray(state["reference_regression"], np.float64)}
+        detector.reference_scores = np.asarray(state["reference_scores"], np.float64)
+        detector.training_images = (len(train_images), str(state["training_images_sha256"]))
+        detector._index_codes(train_images, guarded_split(len(train_images))[1])
+        return detector
 
     def _terms(self, images: torch.Tensor, own: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(combined score, regression features) of uint8 images; `own`: images of the kNN index itself."""
@@ -150,10 +188,34 @@ class Detector:
         return 100.0 * np.maximum(_share_at_or_below(self.reference["combined"], combined),
                                   _share_at_or_below(self.reference["regression"], regression))
 
-
     def _log_odds(self, features: np.ndarray) -> np.ndarray:
-        p = self.regression.predict_proba(features)[:, 1]
+        """The network's log-odds of "not a digit", as MLPClassifier.predict_proba computes it (scaled inputs,
+        relu hidden layer, logistic output)."""
+        from scipy.special import expit
+
+        w = self.network
+        hidden = np.maximum((features - w["scaler_mean"]) / w["scaler_scale"] @ w["hidden_weights"] + w["hidden_bias"], 0)
+        p = expit(hidden @ w["output_weights"] + w["output_bias"]).ravel()
         return np.log(p + 1e-12) - np.log1p(-p + 1e-12)
+
+
+NETWORK_ARRAYS = ("scaler_mean", "scaler_scale", "hidden_weights", "hidden_bias", "output_weights", "output_bias")
+
+
+def guarded_split(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """"guarded"'s fixed split of `count` training rows: (reference rows, held out of every fit; the rest, the
+    kNN index and the regression's digits), both sorted. The same for the same count, so a stored state's
+    index can be rebuilt."""
+    rows = np.random.default_rng(0).permutation(count)
+    n_reference = min(REFERENCE_IMAGES, count // 5)
+    return np.sort(rows[:n_reference]), np.sort(rows[n_reference:])
+
+
+def images_sha256(images: torch.Tensor) -> str:
+    """What identifies a set of uint8 training images (a state is only for the very ones it was fitted on)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(images.numpy()).tobytes()).hexdigest()
 
 
 def _share_at_or_below(sorted_reference: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 For each shipped model, checkpoints/precomputed/<model>.npz holds the reconstruction error of every
 training and test image, the test set's latent codes and the 2-D cluster scores, computed from full
-MNIST by scripts/write_precomputed.py. A file counts only for the exact checkpoint it was computed
-from (its sha256) and the same data (source and split sizes): a retrained or replaced checkpoint, or
-the offline fallback, is computed afresh instead. Read with numpy alone, never unpickled.
+MNIST by scripts/write_precomputed.py; <model>.guarded.npz holds its fitted "guarded" verdict score
+(vae/detector.py, Detector.state), written by scripts/write_guarded.py. A file counts only for the exact
+checkpoint it was computed from (its sha256) and the same data (source and split sizes; for "guarded", the
+very training images): a retrained or replaced checkpoint, or the offline fallback, is computed afresh instead.
+Read with numpy alone, never unpickled.
 """
 from __future__ import annotations
 
@@ -129,3 +131,52 @@ def load(checkpoint: str | os.PathLike, data: MnistData, folder: str | os.PathLi
             len(data.train_images), len(data.test_images), len(data.test_images)):
         return None
     return pre
+
+
+# --- the fitted "guarded" verdict score (vae/detector.py), ~50 CPU seconds per model to fit -------------------
+
+GUARDED_FORMAT = "conv-vae-studio-guarded/1"
+
+
+def guarded_path(checkpoint: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    return Path(folder or precomputed_dir()) / f"{Path(checkpoint).stem}.guarded.npz"
+
+
+def write_guarded(path: str | os.PathLike, state: dict[str, np.ndarray], checkpoint_sha256: str,
+                  data_source: str) -> Path:
+    """Detector.state() beside the checkpoint's hash and the data's source, atomically; float64 throughout, so
+    a loaded detector scores exactly as the fitted one did."""
+    return write_atomically(path, lambda f: np.savez_compressed(
+        f, format=np.array(GUARDED_FORMAT), checkpoint_sha256=np.array(checkpoint_sha256),
+        data_source=np.array(data_source), **state))
+
+
+def load_guarded(checkpoint: str | os.PathLike, data_source: str,
+                 folder: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
+    """The stored "guarded" state for this checkpoint file and data source, or None (no file, another
+    checkpoint's, other data, unreadable). Detector.from_state() then checks the training images themselves."""
+    path = guarded_path(checkpoint, folder)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if (str(f["format"]) != GUARDED_FORMAT or str(f["checkpoint_sha256"]) != file_sha256(checkpoint)
+                    or str(f["data_source"]) != data_source):
+                return None
+            return {name: f[name] for name in f.files if name not in ("format", "checkpoint_sha256", "data_source")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def guarded_detector(model, checkpoint: str | os.PathLike, data_source: str, train_images,
+                     folder: str | os.PathLike | None = None):
+    """The shipped fitted "guarded" Detector for this checkpoint and these training images, or None."""
+    from .detector import Detector
+
+    state = load_guarded(checkpoint, data_source, folder)
+    if state is None:
+        return None
+    try:
+        return Detector.from_state(model, "guarded", state, train_images)
+    except (KeyError, ValueError):  # fitted on other training images, or a damaged state: fit afresh
+        return None
