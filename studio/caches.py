@@ -155,8 +155,9 @@ def fitted_difference_for(entry: registry.CheckpointEntry, digit: np.ndarray) ->
     return _fitted_difference(str(entry.path), entry.mtime, np.asarray(digit, dtype=np.float32))
 
 
-@st.cache_resource(show_spinner="Fitting the verdict's score on the model's training digits (once per model and score; "
-                   "'guarded' also learns the project's non-digits: about a minute)…", max_entries=16)
+@st.cache_resource(show_spinner="Preparing the verdict's score on the model's training digits (once per model and score: "
+                   "seconds for a shipped model; 'guarded' for another model also learns the project's non-digits, "
+                   "about a minute)…", max_entries=16)
 def get_detector(path: str, mtime: float, root: str, score: str) -> Detector:
     """A Detector for `score`, fitted on the training images the model learned from; shared by every session.
     "guarded" of a shipped model is read from checkpoints/precomputed/ instead (vae/precomputed.py)."""
