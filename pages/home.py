@@ -91,7 +91,8 @@ st.markdown("A live companion to a research report on **convolutional autoencode
 
 st.markdown("**The pages**")
 for name, (title, icon) in list(navigation.PAGES.items())[1:]:
-    st.page_link(navigation.page_file(name), label=f"{title}: {PAGE_SUMMARIES[name]}", icon=icon)
+    st.page_link(navigation.page_file(name), label=title, icon=icon)
+    st.caption(PAGE_SUMMARIES[name])
 
 st.header("What the report found, and where to see it")
 
@@ -107,23 +108,23 @@ show_cluster_scores()
 st.subheader("Fig. 6 — local correction")
 st.markdown("A VAE with a 64-dimensional latent, given a digit it never saw, returns the same digit with its "
             "local flaws corrected — faint strokes filled in, small protrusions removed — and no misreading. "
-            "Comparing input and output finds the flawed spots.")
-st.page_link(navigation.page_file("draw"), label="Draw & correct: draw, upload or pick a digit, add a flaw, see the "
-             "corrected spots circled", icon=":material/draw:")
+            "Comparing input and output finds the flawed spots: draw, upload or pick a digit, add a flaw, and see "
+            "the corrected spots circled.")
+st.page_link(navigation.page_file("draw"), label="Draw & correct: the corrected spots circled", icon=":material/draw:")
 
 st.subheader("Fig. 7 — error as an anomaly score")
 st.markdown("Histograms of the reconstruction error of training images and of unseen test images overlap, "
             "but in the high-error tail the share of unseen images rises. So an error above a threshold set on "
-            "the training images flags an anomaly.")
-st.page_link(navigation.page_file("histograms"), label="Error histograms: both histograms, the tail, and the threshold "
-             "rule that every page uses", icon=":material/bar_chart:")
+            "the training images flags an anomaly. The threshold rule set there is the one every page uses.")
+st.page_link(navigation.page_file("histograms"), label="Error histograms: the tail and the threshold",
+             icon=":material/bar_chart:")
 show_threshold()
 
 st.subheader("Fig. 8 — too small a latent over-corrects")
 st.markdown("With only a 3-dimensional latent, the VAE rebuilds every digit as a blurry, typical one: the "
-            "outputs look alike, and some digits come back as a different digit.")
-st.page_link(navigation.page_file("draw"), label="Draw & correct, opened on a test digit: scroll to \"The same digit "
-             "through other models\" for latent 3 vs 64 and AE vs VAE", icon=":material/draw:",
+            "outputs look alike, and some digits come back as a different digit. The link opens Draw & correct on a "
+            "test digit: scroll to \"The same digit through other models\".")
+st.page_link(navigation.page_file("draw"), label="Draw & correct: latent 3 vs 64, AE vs VAE", icon=":material/draw:",
              query_params=draw_inputs.OPEN_ON_TEST_DIGIT)
 
 st.subheader("Why convolutions (report §1–2)")
@@ -133,10 +134,11 @@ st.markdown("The report's reason for a convolutional model at all: a fully-conne
             "sits. The app centres every drawn digit by default — that very alignment — so here it is measured "
             "against a fully-connected baseline with as many parameters.")
 st.markdown(shift_benchmark.conclusion(benchmark.read_results("shift")))
-st.page_link(navigation.page_file("draw"), label="Draw & correct: switch centring off, move the digit, see the conv "
-             "and the fully-connected model side by side", icon=":material/draw:")
-st.page_link(navigation.page_file("benchmark"), label="Detection benchmark: error, false alarms and AUROC against "
-             "the shift, 3 seeds", icon=":material/fact_check:")
+st.markdown("On Draw & correct, switch centring off and move the digit to see the conv and the fully-connected "
+            "model side by side; the Detection benchmark has the error, false alarms and AUROC against the shift, "
+            "3 seeds.")
+st.page_link(navigation.page_file("draw"), label="Draw & correct: conv vs fully-connected", icon=":material/draw:")
+st.page_link(navigation.page_file("benchmark"), label="Detection benchmark: position shifts", icon=":material/fact_check:")
 
 st.header("The shipped models")
 rows = shipped_models_table()

@@ -141,3 +141,9 @@ def test_why_convolutions_says_what_the_shift_benchmark_measured_and_links_both_
     assert "Why convolutions (report §1–2)" in [s.value for s in at.subheader]
     assert shift_benchmark.conclusion(benchmark.read_results("shift")) in [m.value for m in at.markdown]
     assert {"draw", "benchmark"} <= {link.proto.page for link in at.get("page_link")}
+
+
+def test_every_link_label_on_home_fits_one_line_at_1024_px():
+    """st.page_link cuts a long label with an ellipsis; ~65 characters fit the 1024 px window's main column."""
+    labels = [link.proto.label for link in home().get("page_link")]
+    assert labels and all(len(label) <= 60 for label in labels), [label for label in labels if len(label) > 60]
