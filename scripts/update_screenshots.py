@@ -13,9 +13,12 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 # docs/<name>.png ← test-artifacts/<file>: each page at 1400×1000; Draw with the 7 the browser test draws
-# and the Latent page's plots (tests/test_browser_latent.py) at both window sizes.
+# and the Latent page's plots (tests/test_browser_latent.py) at both window sizes; the pages at 1024×768 too.
 PAGES = {"home": "page-home-1400x1000.png", "draw": "draw.png", "latent": "latent-3d-1400.png",
-         "latent-1024": "latent-3d-1024.png", "histograms": "page-histograms-1400x1000.png"}
+         "latent-1024": "latent-3d-1024.png", "histograms": "page-histograms-1400x1000.png",
+         "home-1024": "page-home-1024x768.png", "draw-1024": "page-draw-1024x768.png",
+         "histograms-1024": "page-histograms-1024x768.png", "benchmark": "page-benchmark-1400x1000.png",
+         "benchmark-1024": "page-benchmark-1024x768.png"}
 WIDTH = 1000  # px in docs/
 MAX_HEIGHT = 1600  # a long page is cut here: the README shows its top
 
