@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vae.cluster_compare import Difference, compare, describe, knn_correct, paired_se, silhouette_values, verdict
-from vae.latent import cluster_scores, knn_accuracy
+from vae.latent import KNN_K, cluster_scores, knn_accuracy
 
 
 def blobs(spread: float, n: int = 300, seed: int = 0):
@@ -15,7 +15,14 @@ def blobs(spread: float, n: int = 300, seed: int = 0):
 
 def test_per_point_scores_average_to_the_cluster_scores():
     z, labels = blobs(1.0)
-    assert knn_correct(z, labels).mean() == pytest.approx(knn_accuracy(z, labels))
+    # knn_correct against a literal count: each point's k nearest others by distance, the commonest label (ties
+    # to the smaller digit)
+    distances = np.linalg.norm(z[:, None] - z[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :KNN_K]
+    literal = np.array([np.bincount(labels[row], minlength=3).argmax() for row in nearest]) == labels
+    assert np.array_equal(knn_correct(z, labels), literal)
+    assert knn_accuracy(z, labels) == pytest.approx(literal.mean())
     assert silhouette_values(z, labels).mean() == pytest.approx(cluster_scores(z, labels)["silhouette"])
 
 

@@ -12,27 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .latent import KNN_K, SILHOUETTE_SAMPLE
+from .latent import SILHOUETTE_SAMPLE, knn_correct
 
 TIE_SE = 2.0  # a difference smaller than this many standard errors is a tie
-
-
-def knn_correct(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> np.ndarray:
-    """(N,) bool: whether each point's k nearest OTHER points vote its own label (ties to the smaller digit);
-    its mean is vae.latent.knn_accuracy."""
-    from sklearn.neighbors import NearestNeighbors
-
-    z = np.asarray(z, dtype=np.float64)
-    labels = np.asarray(labels).astype(np.int64)
-    if len(z) <= k:
-        raise ValueError(f"k-NN with k={k} needs more than {k} points, got {len(z)}")
-    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z)
-    is_self = neighbours == np.arange(len(z))[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    others = neighbours[~is_self].reshape(len(z), k)
-    votes = np.zeros((len(z), labels.max() + 1), dtype=np.int64)
-    np.add.at(votes, (np.repeat(np.arange(len(z)), k), labels[others].ravel()), 1)
-    return votes.argmax(axis=1) == labels
 
 
 def silhouette_values(z: np.ndarray, labels: np.ndarray, sample: int = SILHOUETTE_SAMPLE, seed: int = 0) -> np.ndarray:

@@ -168,9 +168,9 @@ def ellipse(centre: np.ndarray, covariance: np.ndarray, points: int = 64) -> np.
     return np.asarray(centre, dtype=np.float64)[:2] + (circle * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
-def knn_accuracy(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> float:
-    """Leave-one-out k-NN digit accuracy: each point is classified by the majority label of its k
-    nearest OTHER points (Euclidean, in the full latent), ties going to the smaller digit."""
+def knn_correct(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """(N,) bool: whether each point is classified right by the majority label of its k nearest OTHER points
+    (Euclidean, in the full latent), ties going to the smaller digit."""
     from sklearn.neighbors import NearestNeighbors
 
     z = np.asarray(z, dtype=np.float64)
@@ -184,7 +184,12 @@ def knn_accuracy(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> float:
     others = neighbours[~is_self].reshape(len(z), k)
     votes = np.zeros((len(z), labels.max() + 1), dtype=np.int64)
     np.add.at(votes, (np.repeat(np.arange(len(z)), k), labels[others].ravel()), 1)
-    return float((votes.argmax(axis=1) == labels).mean())
+    return votes.argmax(axis=1) == labels
+
+
+def knn_accuracy(z: np.ndarray, labels: np.ndarray, k: int = KNN_K) -> float:
+    """Leave-one-out k-NN digit accuracy: the share of knn_correct."""
+    return float(knn_correct(z, labels, k).mean())
 
 
 def cluster_size_ratio(z: np.ndarray, labels: np.ndarray) -> float:

@@ -37,7 +37,8 @@ FORM_RANGES = MappingProxyType({  # TrainingSpec accepts wider ranges (for the C
     "latent_dim": Range(1, 256, 16, "latent size"),
     "epochs": Range(1, 100, TrainConfig.epochs, "epochs"),
     "batch_size": Range(16, 4096, TrainConfig.batch_size, "batch size"),
-    "lr": Range(1e-5, 0.1, TrainConfig.lr, "learning rate"),  # 1.0 with batches of 64 can end far worse than untrained, undetected
+    # Up to 0.1: at 1.0 with batches of 64 a model can end far worse than untrained without diverging.
+    "lr": Range(1e-5, 0.1, TrainConfig.lr, "learning rate"),
     "beta": Range(0.0, 100.0, 1.0, "KL weight β"),
     "train_size": Range(100, ALL_TRAINING_IMAGES, ALL_TRAINING_IMAGES, "training-set size"),
 })
