@@ -50,30 +50,28 @@ RECHECK_S = 0.5  # a waiting rerun looks again at least this often
 log = logging.getLogger(__name__)
 
 
-def finished_status(data: bytes):
-    """The ScriptFinishedStatus of a small reply, or None for any other reply."""
-    if len(data) > SMALL_REPLY:
+def parsed_reply(data: bytes, limit: int, kind: str) -> ForwardMsg | None:
+    """A reply of at most `limit` bytes parsed, if it is a `kind` message; None for any other (never parsed)."""
+    if len(data) > limit:
         return None
     msg = ForwardMsg()
     try:
         msg.ParseFromString(data)
     except Exception:  # noqa: BLE001
         return None
-    return msg.script_finished if msg.WhichOneof("type") == "script_finished" else None
+    return msg if msg.WhichOneof("type") == kind else None
+
+
+def finished_status(data: bytes):
+    """The ScriptFinishedStatus of a small reply, or None for any other reply."""
+    msg = parsed_reply(data, SMALL_REPLY, "script_finished")
+    return None if msg is None else msg.script_finished
 
 
 def session_id_of(data: bytes) -> str | None:
     """The session id a new_session reply names (the first reply of every script run), else None."""
-    if len(data) > SESSION_REPLY:
-        return None
-    msg = ForwardMsg()
-    try:
-        msg.ParseFromString(data)
-    except Exception:  # noqa: BLE001
-        return None
-    if msg.WhichOneof("type") != "new_session":
-        return None
-    return msg.new_session.initialize.session_id or None
+    msg = parsed_reply(data, SESSION_REPLY, "new_session")
+    return None if msg is None else (msg.new_session.initialize.session_id or None)
 
 
 def claimed_session(scope) -> str | None:
