@@ -113,6 +113,7 @@ def test_confusion_at_a_threshold_counts_flagged_normal_and_anomalous_images():
     ({"selection": {"points": [{"x": "NaN"}, {"x": float("inf")}, {"x": True}]}}, None),  # forged values
     ("not an event", None),
     ({"selection": {"box": [{"x": ["a"]}]}}, None),
+    ({"selection": {"box": 5, "points": 7}}, None),  # forged: not lists
 ])
 def test_clicked_threshold_reads_a_click_or_box_and_ignores_anything_else(event, expected):
     from vae.scores import clicked_threshold

@@ -261,12 +261,13 @@ def clicked_threshold(event, low: float, high: float) -> float | None:
     selection = event.get("selection") if isinstance(event, dict) else None
     if not isinstance(selection, dict):
         return None
+    boxes, points = selection.get("box"), selection.get("points")
     xs = []
-    for box in selection.get("box") or []:
+    for box in boxes if isinstance(boxes, list) else []:
         x = box.get("x") if isinstance(box, dict) else None
         if isinstance(x, list) and x:
             xs.append(min(v for v in x if _finite(v)) if any(_finite(v) for v in x) else None)
-    for point in selection.get("points") or []:
+    for point in points if isinstance(points, list) else []:
         if isinstance(point, dict):
             xs.append(point.get("x"))
     xs = [float(x) for x in xs if _finite(x)]
