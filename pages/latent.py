@@ -151,12 +151,13 @@ def tsne_progress(key: tuple) -> None:
 
 
 @st.cache_data(show_spinner="Decoding the latent plane…", max_entries=12)
-def get_latent_grid(path: str, mtime: float, root: str, z3: float | None = None) -> tuple[np.ndarray, tuple]:
-    """The decoded GRID_STEPS² grid of a 2-D latent (or of a 3-D one's slice at z3), tiled, and its extent."""
+def get_latent_grid(path: str, mtime: float, root: str, z3: float | None = None) -> tuple[str, tuple]:
+    """The decoded GRID_STEPS² grid of a 2-D latent (or of a 3-D one's slice at z3), tiled, as a PNG data URL
+    (encoded once: it was half of the page's run), and its extent."""
     model, _ = caches.get_model(path, mtime)
     extent = latent_ranges(caches.get_embeddings(path, mtime, root))[:2]
     images = decode_grid(model, extent, GRID_STEPS) if z3 is None else decode_slice(model, extent, GRID_STEPS, z3)
-    return tile(images, GRID_STEPS), tuple(extent)
+    return thumbnail_url(tile(images, GRID_STEPS)), tuple(extent)
 
 
 def cache_args(entry) -> tuple:
@@ -194,6 +195,10 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], picked: li
         in_digit = point_labels == digit
         xyz, rows = projection.coords[in_digit], projection.rows[in_digit]
         marker = dict(color=DIGIT_COLOURS[digit], size=2 if dims == 3 else 4, opacity=0.7)
+        if dims == 3:
+            # At 2 px a square looks like a dot, and WebGL draws it from 2 triangles where a circle takes dozens:
+            # without a GPU (software WebGL) that halves the time a 10,000-point scene takes to appear.
+            marker["symbol"] = "square"
         common = dict(name=str(digit), uid=f"digit-{digit}", mode="markers", marker=marker, customdata=rows,
                       hovertemplate=f"digit {digit} · test #%{{customdata}}<extra></extra>")
         if dims == 3:
@@ -330,11 +335,11 @@ def model_plot(kind: str, entry, view: str, labels: np.ndarray, digits: list[int
     if path_ends is not None and method != "tsne":  # t-SNE cannot place the path's new points
         path_xy = projection.place(interpolation(entry, *path_ends)[0])
     slider_z = slider[1] if slider is not None and slider[0] == kind and method == "identity" else None
-    key = f"latent_chart_{kind}_{entry.metadata['latent_dim']}_{view}"
+    key = f"latent_chart_{kind}_{entry.metadata['latent_dim']}"  # one chart per plot, each view a slot of it
     fig = scatter_figure(projection, labels, digits, picked, selection_drawn,
-                         overlay_traces(dims, projection, entry, drawn, marked, path_xy, slider_z), key)
+                         overlay_traces(dims, projection, entry, drawn, marked, path_xy, slider_z), f"{key}_{view}")
     plotly_view(fig, key=key, height=PLOT_HEIGHT, config=CHART_CONFIG, on_click=remember_click,
-                on_select=remember_selection if selectable else None)
+                on_select=remember_selection if selectable else None, slot=view)
     if st.session_state.get(HOVER_KEY):
         flat = projection if dims == 2 else get_projection(*args, 2, method)  # 3-D: its first two axes
         shown = hover_points(flat.rows, labels, digits, HOVER_SAMPLE)
@@ -573,15 +578,16 @@ def remember_cell(kind: str, extent, z3):
     return remember
 
 
-def grid_figure(image: np.ndarray, extent, key: str) -> go.Figure:
-    """The tiled decodings as a picture over the latent plane, with one invisible point per cell to click."""
+def grid_figure(picture_url: str, extent, key: str) -> go.Figure:
+    """The tiled decodings (a data URL) as a picture over the latent plane, with one invisible point per cell to
+    click."""
     (x0, x1), (y0, y1) = extent
     centres = grid_codes(extent, GRID_STEPS)
     fig = go.Figure(go.Scatter(x=centres[:, 0], y=centres[:, 1], mode="markers", customdata=np.arange(len(centres)),
                                marker=dict(size=18, opacity=0), name="cells",
                                hovertemplate="z = (%{x:.2f}, %{y:.2f}): click to enlarge<extra></extra>"))
     half_x, half_y = (x1 - x0) / (GRID_STEPS - 1) / 2, (y1 - y0) / (GRID_STEPS - 1) / 2
-    fig.add_layout_image(source=thumbnail_url(image), xref="x", yref="y", x=x0 - half_x, y=y1 + half_y,
+    fig.add_layout_image(source=picture_url, xref="x", yref="y", x=x0 - half_x, y=y1 + half_y,
                          sizex=x1 - x0 + 2 * half_x, sizey=y1 - y0 + 2 * half_y, sizing="stretch", layer="below")
     fig.update_layout(height=GRID_HEIGHT, margin=dict(l=0, r=0, t=10, b=0), uirevision=key, showlegend=False,
                       hovermode="closest", hoverdistance=30, clickmode="event", dragmode=False,
@@ -610,9 +616,9 @@ def decoded_plane(entries: dict, latent: int) -> None:
         if entry is None:
             continue
         with column:
-            image, extent = get_latent_grid(*cache_args(entry), z3)
+            picture_url, extent = get_latent_grid(*cache_args(entry), z3)
             key = f"latent_grid_{kind}_{latent}"
-            plotly_view(grid_figure(image, extent, key), key=key, height=GRID_HEIGHT,
+            plotly_view(grid_figure(picture_url, extent, key), key=key, height=GRID_HEIGHT,
                         config={"displayModeBar": False}, on_click=remember_cell(kind, extent, z3))
             (x0, x1), (y0, y1) = extent
             st.caption(f"{kind.upper()}: z₁ from {x0:.2f} to {x1:.2f}, z₂ from {y0:.2f} to {y1:.2f}")

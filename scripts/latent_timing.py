@@ -1,5 +1,5 @@
 """How long each Latent page control takes to idle, in chromium: page switch, digit filter, box select, lasso,
-slider step, projection switch. Medians of --runs tries; one markdown table on stdout.
+slider step, projection switch each way. Medians (and the slowest) of --runs tries; one markdown table on stdout.
 
     MNIST_ROOT=/path/to/data python scripts/latent_timing.py                  # this working tree
     MNIST_ROOT=/path/to/data python scripts/latent_timing.py --before main    # and `main`, alternating
@@ -33,19 +33,35 @@ IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 QUIET_S = 0.5
 TWO_D = "2-D: z₁ vs z₂ (select points)"
 THREE_D = "3-D (drag to rotate)"
-CONTROLS = ("page switch", "digit filter", "box select", "lasso", "slider step", "projection switch")
+PLOT = '.js-plotly-plot:not([style*="display: none"])'  # a shown graph (a view switched away from stays, hidden)
+CONTROLS = ("page switch", "digit filter", "box select", "lasso", "slider step", "projection switch to 2-D",
+            "projection switch to 3-D")
+
+
+# Notes in the page when the script starts running: a run shorter than one poll would otherwise go unseen, and
+# the idle page before it would be timed instead.
+SEE_RUNS = """
+window.__sawRun = false;
+new MutationObserver(() => {
+  if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]')) window.__sawRun = true;
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-test-script-state"]});
+"""
+NO_RUN_S = 10  # a click that starts no run at all: counted as idle from then on
 
 
 def wait_until_idle(page, timeout_s: float = 120) -> float:
-    """Seconds until the app is idle (see the module's docstring), QUIET_S not counted."""
+    """Seconds until the app is idle (see the module's docstring) after a run that started since the last wait,
+    QUIET_S not counted."""
     start = time.perf_counter()
     quiet_since = None
     while time.perf_counter() - start < timeout_s:
-        if page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE).count():
+        ran = page.evaluate("window.__sawRun === true") or time.perf_counter() - start > NO_RUN_S
+        if not ran or page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE).count():
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.perf_counter()
         elif time.perf_counter() - quiet_since > QUIET_S:
+            page.evaluate("window.__sawRun = false")
             return quiet_since - start
         time.sleep(0.05)
     raise RuntimeError("the app kept running for too long")
@@ -95,7 +111,7 @@ def click_radio(page, label: str) -> None:
 
 
 def first_plot_box(page) -> dict:
-    plot = page.locator(".js-plotly-plot").first
+    plot = page.locator(PLOT).first
     plot.scroll_into_view_if_needed()
     return plot.locator(".nsewdrag").first.bounding_box()
 
@@ -114,6 +130,7 @@ class Visitor:
     def __init__(self, browser, url: str, size: tuple[int, int]):
         self.url = url
         self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        self.page.add_init_script(SEE_RUNS)
         self.page.goto(url)
         wait_until_idle(self.page)
         self.open_latent()  # the first visit fills the server's caches: not measured
@@ -122,7 +139,7 @@ class Visitor:
     def open_latent(self) -> float:
         self.page.get_by_role("link", name="Latent space").first.click()
         seconds = wait_until_idle(self.page)
-        self.page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        self.page.locator(PLOT).first.wait_for(timeout=120_000)
         return seconds
 
     def open_home(self) -> None:
@@ -139,8 +156,8 @@ class Visitor:
 
     def select(self, lasso: bool) -> float:
         if lasso:
-            self.page.locator(".js-plotly-plot").first.hover()
-            self.page.locator('.js-plotly-plot .modebar-btn[data-val="lasso"]').first.click()
+            self.page.locator(PLOT).first.hover()
+            self.page.locator(f'{PLOT} .modebar-btn[data-val="lasso"]').first.click()
         box = first_plot_box(self.page)
         x, y, w, h = box["x"], box["y"], box["width"], box["height"]
         if lasso:
@@ -164,8 +181,18 @@ class Visitor:
         slider.press("ArrowRight" if turn % 2 == 0 else "ArrowLeft")
         return wait_until_idle(self.page)
 
-    def projection_switch(self, turn: int) -> float:
-        click_radio(self.page, TWO_D if turn % 2 == 0 else THREE_D)
+    def projection_switch_to_2_d(self, turn: int) -> float:
+        """From the 3-D view; the first turn is the visit's first 2-D view (the later ones may find it drawn)."""
+        click_radio(self.page, TWO_D)
+        seconds = wait_until_idle(self.page)
+        click_radio(self.page, THREE_D)
+        wait_until_idle(self.page)
+        return seconds
+
+    def projection_switch_to_3_d(self, turn: int) -> float:
+        click_radio(self.page, TWO_D)
+        wait_until_idle(self.page)
+        click_radio(self.page, THREE_D)
         return wait_until_idle(self.page)
 
     def prepare(self, control: str) -> None:
@@ -177,12 +204,12 @@ class Visitor:
         if control in ("box select", "lasso"):
             click_radio(self.page, TWO_D)
             wait_until_idle(self.page)
-        if control == "projection switch":
+        if control.startswith("projection switch"):
             click_radio(self.page, THREE_D)
             wait_until_idle(self.page)
 
     def measure(self, control: str, turn: int) -> float:
-        return getattr(self, control.replace(" ", "_"))(turn)
+        return getattr(self, control.replace(" ", "_").replace("-", "_").lower())(turn)
 
 
 def shown(seconds: float) -> str:
@@ -227,10 +254,11 @@ def main() -> int:
         browser.close()
         versions = times
     names = list(versions)
-    print(f"| control (medians of {args.runs}, s to idle, {args.size}) | " + " | ".join(names) + " |")
+    print(f"| control (s to idle, {args.size}: median of {args.runs} (slowest)) | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for control in CONTROLS:
-        print(f"| {control} | " + " | ".join(shown(statistics.median(versions[n][control])) for n in names) + " |")
+        print(f"| {control} | " + " | ".join(f"{shown(statistics.median(versions[n][control]))} "
+                                             f"({shown(max(versions[n][control]))})" for n in names) + " |")
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
     return 0
 

@@ -8,6 +8,11 @@ This Streamlit component keeps one Plotly graph per key and hands each new figur
 what the visitor changed as long as the figure's `uirevision` stays the same. Plotly.js itself comes from the
 plotly package's own copy, served by Streamlit as a static folder (no network, nothing copied into the repo).
 
+Several views of one chart (a 3-D scene and a 2-D plot of the same points) can share a key as `slot`s: the
+views drawn before are hidden, not destroyed, so switching back to one shows it at once, camera and all (a 3-D
+scene takes about a second to set up in a browser without a GPU). A figure the browser has already drawn is not
+drawn again.
+
 Selections and clicks come back as st.plotly_chart's do: {"selection": {"points": [{"customdata": …}, …]}},
 so studio.latent_text.selection_to_rows reads both.
 """
@@ -46,14 +51,24 @@ function rowsOf(points) {
 
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
-  let graph = parentElement.querySelector(".studio-plot");
+  const slot = String(data.slot || "");
+  let graph = Array.from(parentElement.querySelectorAll(".studio-plot")).find((g) => g.dataset.slot === slot);
   if (!graph) {
     graph = document.createElement("div");
     graph.className = "studio-plot";
+    graph.dataset.slot = slot;
     graph.style.width = "100%";
     parentElement.appendChild(graph);
   }
+  const wasHidden = graph.style.display === "none";
+  for (const other of parentElement.querySelectorAll(".studio-plot")) {
+    other.style.display = other === graph ? "" : "none";
+  }
   loadPlotly(data.plotly_url).then((Plotly) => {
+    if (graph.dataset.revision === data.revision) {  // drawn already: at most its size changed while hidden
+      if (wasHidden) Plotly.Plots.resize(graph).catch(() => {});
+      return;
+    }
     const figure = JSON.parse(data.figure);
     const first = !graph._fullLayout;
     const config = Object.assign({ displaylogo: false, responsive: true }, data.config || {});
@@ -92,16 +107,18 @@ def plotly_js_url() -> str:
     return f"{'/' + base if base else ''}/component/{_plotly_js.name}/plotly.min.js"
 
 
-def plotly_view(figure, key: str, height: int, config: dict | None = None, on_select=None, on_click=None):
-    """Draw `figure` (a plotly Figure) under `key`. `on_select` / `on_click` are called with the event (a dict
-    like st.plotly_chart's selection) when the visitor selects or clicks points. The browser writes the
-    figure's revision (a hash of it) on the graph once it is drawn, for tests and timings to wait for."""
+def plotly_view(figure, key: str, height: int, config: dict | None = None, on_select=None, on_click=None,
+                slot: str = ""):
+    """Draw `figure` (a plotly Figure) under `key`, as its view `slot` (the key's other slots stay in the browser,
+    hidden). `on_select` / `on_click` are called with the event (a dict like st.plotly_chart's selection) when the
+    visitor selects or clicks points. The browser writes the figure's revision (a hash of it) on the graph once it
+    is drawn, for tests and timings to wait for."""
     def call(callback, name):
         return None if callback is None else (lambda: callback(getattr(st.session_state[key], name, None)))
 
     spec = figure_json(figure)
     revision = hashlib.sha1(spec.encode()).hexdigest()[:12]
     return _component(key=key, height=height, data={
-        "figure": spec, "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision},
+        "figure": spec, "plotly_url": plotly_js_url(), "config": config or {}, "revision": revision, "slot": slot},
         on_selection_change=call(on_select, "selection") or (lambda: None),
         on_click_change=call(on_click, "click") or (lambda: None))

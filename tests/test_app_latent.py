@@ -92,9 +92,15 @@ def test_latent_3_shows_rotatable_3d_plots_with_a_2d_view_to_select_in(page):
     assert all(t["type"] == "scatter3d" for f in figures(page) for t in f["data"])
     assert any("cannot select points in a 3-D plot" in c.value for c in page.caption)
     assert_score_table(page)
+    three_d = [(e.proto.id, json.loads(e.proto.json)["slot"]) for e in page.get("bidi_component")][:2]
     page.radio(key="latent_view_3").set_value("2-D: z₁ vs z₂ (select points)").run()
     assert_clean(page)
     assert all(t["type"] == "scattergl" for f in figures(page) for t in f["data"])
+    two_d = [(e.proto.id, json.loads(e.proto.json)["slot"]) for e in page.get("bidi_component")][:2]
+    # Each plot is one chart whose views are slots of it: the browser keeps the 3-D scene, hidden, for a switch back.
+    assert [i for i, _ in two_d] == [i for i, _ in three_d]
+    assert [slot for _, slot in three_d] == ["3-D (drag to rotate)"] * 2
+    assert [slot for _, slot in two_d] == ["2-D: z₁ vs z₂ (select points)"] * 2
 
 
 def test_dragging_a_2d_plot_selects_and_the_toolbar_keeps_off_the_legend(page):

@@ -1,6 +1,7 @@
 """The Latent page in a real browser (Debian's chromium through Playwright, `streamlit run app.py`): a turned 3-D
-camera stays turned when a digit is hidden, and a box or lasso selection stays drawn on the plot, the lasso
-still picked, the selected digits highlighted. Screenshots at 1400×1000 and 1024×768 in test-artifacts/."""
+camera stays turned when a digit is hidden or the view goes to 2-D and back (the same scene, not drawn again),
+and a box or lasso selection stays drawn on the plot, the lasso still picked, the selected digits highlighted.
+Screenshots at 1400×1000 and 1024×768 in test-artifacts/."""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,7 @@ from streamlit_server import ARTIFACTS, ERROR_SELECTOR, wait_until_idle
 pytestmark = pytest.mark.browser
 
 SIZES = [(1400, 1000), (1024, 768)]
-PLOT = ".js-plotly-plot"
+PLOT = '.js-plotly-plot:not([style*="display: none"])'  # a shown graph: a view switched away from stays, hidden
 
 
 def assert_no_errors(page, where: str) -> None:
@@ -122,3 +123,36 @@ def test_a_box_and_a_lasso_selection_stay_drawn_and_the_lasso_stays_picked(serve
     assert again > 0 and again != selected
     page.get_by_text(f"{again:,} selected:").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "latent-lasso.png"))
+
+
+@pytest.mark.parametrize("page", SIZES[:1], indirect=True, ids=["1400x1000"])
+def test_the_3d_scene_waits_hidden_while_the_2d_view_is_shown_and_comes_back_turned(server, page):
+    open_latent(page, server)
+    box = plot_area(page)
+    corner = (box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.2)
+    eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
+    default = page.evaluate(eye)
+    for _ in range(3):
+        drag(page, [corner, (corner[0] - 90, corner[1] + 40)])
+        try:
+            page.wait_for_function(f"() => {graph(page)}._fullLayout.scene.camera.eye.x !== {default[0]}", timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    turned = page.evaluate(eye)
+    revision = page.evaluate(f"{graph(page)}.dataset.revision")
+    page.evaluate(f"{graph(page)}.dataset.marked = 'the turned scene'")
+    page.locator('[data-testid="stRadio"] label').filter(has_text="2-D: z₁ vs z₂").first.click()
+    wait_until_idle(page)
+    flat = f"() => {graph(page)} && {graph(page)}._fullLayout && !{graph(page)}._fullLayout.scene"
+    page.wait_for_function(flat, timeout=60_000)
+    assert page.evaluate(f"{graph(page)}.dataset.marked") is None  # a 2-D graph of its own is shown...
+    hidden = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot')).filter(g => g.dataset.marked)"
+                           ".map(g => g.style.display)")
+    assert hidden == ["none"]  # ...and the scene waits, hidden
+    page.locator('[data-testid="stRadio"] label').filter(has_text="3-D (drag to rotate)").first.click()
+    wait_until_idle(page)
+    assert_no_errors(page, "latent-3d-back")
+    assert page.evaluate(f"{graph(page)}.dataset.marked") == "the turned scene"  # the same scene is back
+    assert page.evaluate(f"{graph(page)}.dataset.revision") == revision  # not drawn again
+    assert page.evaluate(eye) == pytest.approx(turned, abs=1e-6)  # still turned
