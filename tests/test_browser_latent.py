@@ -156,3 +156,30 @@ def test_the_3d_scene_waits_hidden_while_the_2d_view_is_shown_and_comes_back_tur
     assert page.evaluate(f"{graph(page)}.dataset.marked") == "the turned scene"  # the same scene is back
     assert page.evaluate(f"{graph(page)}.dataset.revision") == revision  # not drawn again
     assert page.evaluate(eye) == pytest.approx(turned, abs=1e-6)  # still turned
+
+
+def heap_mb(page) -> float:
+    """The tab's JavaScript heap after a full garbage collection, in MB."""
+    page.context.new_cdp_session(page).send("HeapProfiler.collectGarbage")
+    return page.evaluate("performance.memory.usedJSHeapSize") / 1e6
+
+
+@pytest.mark.parametrize("page", SIZES[:1], indirect=True, ids=["1400x1000"])
+def test_leaving_the_page_frees_its_graphs(server, page):
+    """Plotly's window listeners hold a graph, its data and its WebGL context until it is purged: unpurged, each
+    visit of the page kept about 17 MB."""
+    def visit_latent_and_leave():
+        page.get_by_role("link", name="Latent space").first.click()
+        wait_until_idle(page)
+        page.locator(PLOT).nth(1).wait_for(timeout=120_000)
+        wait_until_idle(page)
+        page.get_by_role("link", name="Home").first.click()
+        wait_until_idle(page)
+
+    page.goto(server)
+    wait_until_idle(page)
+    visit_latent_and_leave()
+    before = heap_mb(page)
+    for _ in range(3):
+        visit_latent_and_leave()
+    assert heap_mb(page) - before < 12, (before, heap_mb(page))
