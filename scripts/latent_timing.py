@@ -6,7 +6,8 @@ slider step, projection switch each way. Medians (and the slowest) of --runs tri
 
 --before REF checks REF out into a temporary `git worktree`, serves both versions (`streamlit run app.py`, each
 from its own folder, each with its own copy of the checkpoints) and measures them in turns, control by control,
-so that a busy machine slows both alike. The servers watch no files: an edited source would show "Source file
+so that a busy machine slows both alike; the tab not being timed is frozen meanwhile (one visitor at a time, as
+the goal is stated). The servers watch no files: an edited source would show "Source file
 changed" and the page would never count as idle. "To idle" is from the click until the app's script state is
 "notRunning" with no running widget for 0.5 s (the browser's drawing of the plots blocks that check, so it
 counts); the 0.5 s is taken off. The load average is printed beside the table: compare ratios on a busy machine.
@@ -46,7 +47,11 @@ new MutationObserver(() => {
   if (document.querySelector('[data-testid="stApp"][data-test-script-state="running"]')) window.__sawRun = true;
 }).observe(document, {attributes: true, subtree: true, attributeFilter: ["data-test-script-state"]});
 """
-NO_RUN_S = 10  # a click that starts no run at all: counted as idle from then on
+NO_RUN_S = 10  # a click that has started no run by then never will: the try is reported as "no run"
+
+
+class NoRun(RuntimeError):
+    """The control started no run of the app: nothing to time (an old version whose control did nothing)."""
 
 
 def wait_until_idle(page, timeout_s: float = 120) -> float:
@@ -55,7 +60,9 @@ def wait_until_idle(page, timeout_s: float = 120) -> float:
     start = time.perf_counter()
     quiet_since = None
     while time.perf_counter() - start < timeout_s:
-        ran = page.evaluate("window.__sawRun === true") or time.perf_counter() - start > NO_RUN_S
+        ran = page.evaluate("window.__sawRun === true")
+        if not ran and time.perf_counter() - start > NO_RUN_S:
+            raise NoRun()
         if not ran or page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE).count():
             quiet_since = None
         elif quiet_since is None:
@@ -131,10 +138,16 @@ class Visitor:
         self.url = url
         self.page = browser.new_page(viewport={"width": size[0], "height": size[1]})
         self.page.add_init_script(SEE_RUNS)
+        self.devtools = self.page.context.new_cdp_session(self.page)
         self.page.goto(url)
         wait_until_idle(self.page)
         self.open_latent()  # the first visit fills the server's caches: not measured
         self.open_home()
+
+    def freeze(self, frozen: bool) -> None:
+        """A frozen tab runs no script and no animation frame (chromium's lifecycle state, as for a background
+        tab): the version not being timed leaves the CPU to the one that is, as with one visitor."""
+        self.devtools.send("Page.setWebLifecycleState", {"state": "frozen" if frozen else "active"})
 
     def open_latent(self) -> float:
         self.page.get_by_role("link", name="Latent space").first.click()
@@ -216,6 +229,13 @@ def shown(seconds: float) -> str:
     return "> 120 (never idle)" if seconds == float("inf") else f"{seconds:.1f}"
 
 
+def summary(tries: list) -> str:
+    """"median (slowest)" of the timed tries, and how many started no run."""
+    timed = [t for t in tries if t is not None]
+    text = f"{shown(statistics.median(timed))} ({shown(max(timed))})" if timed else "no run"
+    return text + (f", {len(tries) - len(timed)} of {len(tries)} no run" if timed and len(timed) < len(tries) else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", metavar="REF", help="also measure this git ref (a temporary worktree), alternating")
@@ -239,16 +259,25 @@ def main() -> int:
         visitors = {name: Visitor(browser, url, size) for name, url in urls.items()}
         times = {name: {control: [] for control in CONTROLS} for name in visitors}
         load_before = os.getloadavg()
+
+        def alone(visitor: Visitor) -> Visitor:
+            for other in visitors.values():
+                other.freeze(other is not visitor)
+            return visitor
+
         for control in CONTROLS:
             for visitor in visitors.values():
-                visitor.prepare(control)
+                alone(visitor).prepare(control)
             for turn in range(args.runs):
                 for name, visitor in visitors.items():  # alternating: one try of each version in turn
+                    alone(visitor)
                     try:
                         times[name][control].append(visitor.measure(control, turn))
+                    except NoRun:
+                        times[name][control].append(None)
                     except RuntimeError:  # never idle within the limit: counted as the limit, and said so
                         times[name][control].append(float("inf"))
-            print(f"{control}: " + ", ".join(f"{name} {[round(t, 2) for t in times[name][control]]}"
+            print(f"{control}: " + ", ".join(f"{name} {[t if t is None else round(t, 2) for t in times[name][control]]}"
                                             for name in visitors), file=sys.stderr)
         load_after = os.getloadavg()
         browser.close()
@@ -257,8 +286,7 @@ def main() -> int:
     print(f"| control (s to idle, {args.size}: median of {args.runs} (slowest)) | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for control in CONTROLS:
-        print(f"| {control} | " + " | ".join(f"{shown(statistics.median(versions[n][control]))} "
-                                             f"({shown(max(versions[n][control]))})" for n in names) + " |")
+        print(f"| {control} | " + " | ".join(summary(versions[n][control]) for n in names) + " |")
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
     return 0
 
