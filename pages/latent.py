@@ -81,6 +81,7 @@ GRID_STEPS = 20
 PATH_STEPS = 8
 PRIOR_SAMPLES = 16
 PLOT_HEIGHT = 560
+LEGEND_ROOM = 130  # px under a 3-D scene: the legend's rows at 1024 px (ten digits and the overlays)
 GRID_HEIGHT = 420
 MAX_RINGED = 2000  # selected points outlined one by one; a larger selection is dimmed around, not outlined
 CHART_CONFIG = {"displayModeBar": "hover"}  # the toolbar appears over the plot only while the mouse is on it
@@ -224,7 +225,10 @@ def scatter_figure(projection, labels: np.ndarray, digits: list[int], picked: li
                       legend=dict(title="digit", itemsizing="constant", orientation="h", x=0, y=-0.1,
                                   yanchor="top"))
     if dims == 3:
-        # A cube inside the plot's own box, seen from far enough that the axis titles stay in it at any width.
+        # A cube inside the plot's own box, its axis titles in it at 1400 px; in a narrower box the browser moves
+        # the camera back (studio/plotly_view.py), from a height it knows before drawing: the legend's room is
+        # fixed, not grown to fit.
+        fig.update_layout(margin=dict(b=LEGEND_ROOM))
         fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2],
                                      aspectmode="cube", domain=dict(x=[0, 1], y=[0, 1]),
                                      camera=dict(eye=dict(x=1.65, y=1.65, z=1.15))))

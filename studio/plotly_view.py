@@ -43,6 +43,27 @@ function loadPlotly(url) {
   return window.__studioPlotly;
 }
 
+// The width/height of a 3-D plot area at which its scene's cube, seen from the figure's camera, just fits: in a
+// narrower one (two plots side by side in a 1024-px window) the cube and its axis titles were cut at the sides.
+const FIT_ASPECT = 1.1;
+
+// A 3-D figure's camera, moved back so that its cube fits the graph's width. How far is fixed on the graph's
+// first draw (its width, the figure's height less its margins) and kept: every later figure then carries the
+// same camera, and Plotly keeps the one the visitor turned (uirevision). Moving the camera after drawing
+// (relayout) made Plotly forget the visitor's turn at the next figure.
+function fitSceneToWidth(graph, layout) {
+  const eye = layout.scene && layout.scene.camera && layout.scene.camera.eye;
+  if (!eye) return;
+  if (graph.dataset.shrink === undefined) {
+    if (graph.clientWidth < 50) return;  // not laid out yet: drawn as the figure says
+    const margin = layout.margin || {};
+    const height = (layout.height || 450) - (margin.t ?? 100) - (margin.b ?? 80);
+    graph.dataset.shrink = String(Math.max(1, FIT_ASPECT * height / graph.clientWidth));
+  }
+  const shrink = Number(graph.dataset.shrink);
+  layout.scene.camera.eye = { x: eye.x * shrink, y: eye.y * shrink, z: eye.z * shrink };
+}
+
 function rowsOf(points) {
   return (points || []).filter((p) => p.customdata !== undefined && p.customdata !== null)
     .map((p) => ({ customdata: Array.isArray(p.customdata) ? p.customdata[0] : p.customdata,
@@ -72,6 +93,7 @@ export default function (component) {
     const figure = JSON.parse(data.figure);
     const first = !graph._fullLayout;
     const config = Object.assign({ displaylogo: false, responsive: true }, data.config || {});
+    fitSceneToWidth(graph, figure.layout);
     Plotly.react(graph, figure.data, figure.layout, config).then(() => {
       graph.dataset.revision = data.revision;  // for tests and the timing script: this figure is drawn
     });

@@ -49,10 +49,26 @@ def plot_area(page, n: int = 0) -> dict:
     return plot.bounding_box()
 
 
+# Where the 8 corners of a 3-D scene's data box land on its canvas (normalised: −1 and 1 are its edges).
+CUBE_CORNERS = """(graph) => {
+  const plot = graph._fullLayout.scene._scene.glplot, camera = plot.cameraParams, bounds = plot.bounds;
+  const times = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+  const xs = [];
+  for (const i of [0, 1]) for (const j of [0, 1]) for (const k of [0, 1]) {
+    const clip = times(camera.projection, times(camera.view, times(camera.model, [bounds[i][0], bounds[j][1], bounds[k][2], 1])));
+    xs.push(clip[0] / clip[3]);
+  }
+  return Math.max(...xs.map(Math.abs));
+}"""
+CUBE_FITS = 0.7  # at 1400 px the cube reaches 0.65 and its axis titles stay inside; at 1024 it reached 1.06
+
+
 @pytest.mark.parametrize("page", SIZES, indirect=True, ids=["1400x1000", "1024x768"])
 def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
     open_latent(page, server)
     assert_no_errors(page, "latent-3d")
+    for n in (0, 1):  # both scenes whole, axis titles included, at this width
+        assert page.locator(PLOT).nth(n).evaluate(CUBE_CORNERS) <= CUBE_FITS
     eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
     default = page.evaluate(eye)
     box = plot_area(page)
