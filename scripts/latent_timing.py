@@ -1,5 +1,6 @@
 """How long each Latent page control takes to idle, in chromium: page switch, digit filter, box select, lasso,
-slider step, projection switch each way. Medians (and the slowest) of --runs tries; one markdown table on stdout.
+slider step, projection switch each way, a new visit's first switch to 2-D. Medians (and the slowest) of --runs tries;
+one markdown table on stdout.
 
     MNIST_ROOT=/path/to/data python scripts/latent_timing.py                  # this working tree
     MNIST_ROOT=/path/to/data python scripts/latent_timing.py --before main    # and `main`, alternating
@@ -36,7 +37,7 @@ TWO_D = "2-D: z₁ vs z₂ (select points)"
 THREE_D = "3-D (drag to rotate)"
 PLOT = '.js-plotly-plot:not([style*="display: none"])'  # a shown graph (a view switched away from stays, hidden)
 CONTROLS = ("page switch", "digit filter", "box select", "lasso", "slider step", "projection switch to 2-D",
-            "projection switch to 3-D")
+            "projection switch to 3-D", "first switch to 2-D")
 
 
 # Notes in the page when the script starts running: a run shorter than one poll would otherwise go unseen, and
@@ -208,18 +209,27 @@ class Visitor:
         click_radio(self.page, THREE_D)
         return wait_until_idle(self.page)
 
+    def first_switch_to_2_d(self, turn: int) -> float:
+        """A new visit's first switch to the 2-D view: nothing of it is drawn yet."""
+        self.page.goto(f"{self.url}/latent")
+        wait_until_idle(self.page)
+        self.page.locator(PLOT).nth(1).wait_for(timeout=120_000)
+        click_radio(self.page, TWO_D)
+        return wait_until_idle(self.page)
+
     def prepare(self, control: str) -> None:
         """Where each control starts: the Latent page, latent 3; the 2-D view for selections."""
-        if control == "page switch":
+        if control in ("page switch", "first switch to 2-D"):
             return
         if not urlparse(self.page.url).path.rstrip("/").endswith("latent"):
             self.open_latent()
-        if control in ("box select", "lasso"):
-            click_radio(self.page, TWO_D)
-            wait_until_idle(self.page)
-        if control.startswith("projection switch"):
-            click_radio(self.page, THREE_D)
-            wait_until_idle(self.page)
+        view = TWO_D if control in ("box select", "lasso") else THREE_D if control.startswith("projection") else None
+        if view is not None:
+            click_radio(self.page, view)
+            try:
+                wait_until_idle(self.page)
+            except NoRun:  # the view was on already
+                pass
 
     def measure(self, control: str, turn: int) -> float:
         return getattr(self, control.replace(" ", "_").replace("-", "_").lower())(turn)
@@ -242,7 +252,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=8630, help="first port; the version before uses the next")
     parser.add_argument("--size", default="1400x1000", help="the browser window, WIDTHxHEIGHT")
+    parser.add_argument("--only", action="append", choices=CONTROLS, help="time this control only (repeatable)")
     args = parser.parse_args()
+    controls = args.only or CONTROLS
     size = tuple(int(v) for v in args.size.split("x"))
     from playwright.sync_api import sync_playwright
 
@@ -257,7 +269,7 @@ def main() -> int:
         playwright = stack.enter_context(sync_playwright())
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         visitors = {name: Visitor(browser, url, size) for name, url in urls.items()}
-        times = {name: {control: [] for control in CONTROLS} for name in visitors}
+        times = {name: {control: [] for control in controls} for name in visitors}
         load_before = os.getloadavg()
 
         def alone(visitor: Visitor) -> Visitor:
@@ -265,7 +277,7 @@ def main() -> int:
                 other.freeze(other is not visitor)
             return visitor
 
-        for control in CONTROLS:
+        for control in controls:
             for visitor in visitors.values():
                 alone(visitor).prepare(control)
             for turn in range(args.runs):
@@ -285,7 +297,7 @@ def main() -> int:
     names = list(versions)
     print(f"| control (s to idle, {args.size}: median of {args.runs} (slowest)) | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
-    for control in CONTROLS:
+    for control in controls:
         print(f"| {control} | " + " | ".join(summary(versions[n][control]) for n in names) + " |")
     print(f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; {os.cpu_count()} cores")
     return 0
