@@ -142,7 +142,9 @@ def plotly_view(figure, key: str, height: int, config: dict | None = None, on_se
     visitor selects or clicks points. The browser writes the figure's revision (a hash of it) on the graph once it
     is drawn, for tests and timings to wait for."""
     def call(callback, name):
-        return None if callback is None else (lambda: callback(getattr(st.session_state[key], name, None)))
+        # A message carrying the event but not the chart's own state (a browser sends both; a forged one need
+        # not) leaves no state under `key`: then there is no event to read, rather than a KeyError on the page.
+        return None if callback is None else (lambda: callback(getattr(st.session_state.get(key), name, None)))
 
     spec = figure_json(figure)
     revision = hashlib.sha1(spec.encode()).hexdigest()[:12]

@@ -363,3 +363,34 @@ def test_minted_tokens_from_one_address_cannot_take_every_training_slot(app):
                     client.run(60, widgets=[WidgetState(id=cancel, trigger_value=True)])
             finally:
                 client.close()
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["event alone", "event with the chart's state"])
+def test_forged_events_of_a_latent_chart_raise_nothing(app, with_state):
+    """A browser sends a chart's event together with the chart's own state; a forged message may carry the event
+    alone (that raised a KeyError on the visitor's page) or events with any payload."""
+    from streamlit.components.v2.bidi_component.main import _make_trigger_id
+
+    url, _ = app
+    payloads = [
+        {"event": "click", "value": {"selection": {"points": [{"customdata": 5}]}}},
+        {"event": "click", "value": {"selection": {"points": [{"customdata": v} for v in (10**12, -5, 3.7, "x", None)]}}},
+        {"event": "click", "value": {"selection": {"points": "not a list"}}},
+        {"event": "click", "value": {"selection": None}},
+        {"event": "click", "value": [1, 2]},
+        {"event": "selection", "value": {"selection": {"points": [{"customdata": [1, 2, 3]}]}}},
+        {"event": "nonsense", "value": 1},
+        [{"event": "click", "value": 5}] * 3,
+    ]
+    with StreamlitClient(url, page="latent", source=f"127.0.4.{int(with_state)}") as client:
+        client.run(180)
+        ids = [e.bidi_component.id for e in client.elements if e.WhichOneof("type") == "bidi_component"]
+        chart = next(i for i in ids if i.endswith("-latent_chart_ae_3"))
+        for payload in payloads:
+            event = WidgetState(id=_make_trigger_id(chart, "events"), json_trigger_value=json.dumps(payload))
+            widgets = [WidgetState(id=chart, json_value="{}"), event] if with_state else [event]
+            client.run(120, widgets=widgets)
+            texts = client.texts()
+            assert not [t for t in texts if "Error" in t.split(":")[0]], (payload, texts)
+            if payload is payloads[0] and with_state:  # the browser's form of a click on test digit #5 picks it
+                assert any(t.startswith("**Test digit #5**") for t in texts), texts
