@@ -23,19 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-QUIET_S = 0.5
+sys.path.insert(0, str(ROOT / "tests"))
+from streamlit_server import CHROMIUM_ARGS, IDLE_SELECTOR, QUIET_S, chromium_path, drag, running_app  # noqa: E402
+from streamlit_server import SHOWN_PLOT as PLOT  # noqa: E402
+
 TWO_D = "2-D: z₁ vs z₂ (select points)"
 THREE_D = "3-D (drag to rotate)"
-PLOT = '.js-plotly-plot:not([style*="display: none"])'  # a shown graph (a view switched away from stays, hidden)
 CONTROLS = ("page switch", "digit filter", "box select", "lasso", "slider step", "projection switch to 2-D",
             "projection switch to 3-D", "first switch to 2-D")
 
@@ -64,7 +62,7 @@ def wait_until_idle(page, timeout_s: float = 120) -> float:
         ran = page.evaluate("window.__sawRun === true")
         if not ran and time.perf_counter() - start > NO_RUN_S:
             raise NoRun()
-        if not ran or page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE).count():
+        if not ran or page.locator('[data-testid="stStatusWidget"]').count() or not page.locator(IDLE_SELECTOR).count():
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.perf_counter()
@@ -76,29 +74,15 @@ def wait_until_idle(page, timeout_s: float = 120) -> float:
 
 
 @contextmanager
-def served(folder: Path, port: int, log: Path):
+def served(folder: Path, port: int, log_name: str):
     """`streamlit run app.py` from `folder` (its own code and a temp copy of its checkpoints) on `port`."""
     checkpoints = Path(tempfile.mkdtemp(prefix="latent-timing-")) / "checkpoints"
     shutil.copytree(folder / "checkpoints", checkpoints)
-    env = {**os.environ, "PYTHONPATH": str(folder), "STUDIO_CHECKPOINTS": str(checkpoints)}
-    with open(log, "w") as out:
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                   "--server.port", str(port), "--server.fileWatcherType", "none"]
-        server = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    env = {"PYTHONPATH": str(folder), "STUDIO_CHECKPOINTS": str(checkpoints)}
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"the server in {folder} did not start; see {log}") from None
-                time.sleep(0.5)
-        yield f"http://localhost:{port}"
+        with running_app(folder, log_name, port, timeout_s=180, env=env) as (url, _):
+            yield url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(checkpoints.parent, ignore_errors=True)
 
 
@@ -122,14 +106,6 @@ def first_plot_box(page) -> dict:
     plot = page.locator(PLOT).first
     plot.scroll_into_view_if_needed()
     return plot.locator(".nsewdrag").first.bounding_box()
-
-
-def drag(page, points) -> None:
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(x, y, steps=4)
-    page.mouse.up()
 
 
 class Visitor:
@@ -179,7 +155,7 @@ class Visitor:
                       (x + w * 0.45, y + h * 0.65), (x + w * 0.4, y + h * 0.41)]
         else:
             points = [(x + w * 0.4, y + h * 0.4), (x + w * 0.6, y + h * 0.6)]
-        drag(self.page, points)
+        drag(self.page, points, steps=4)
         return wait_until_idle(self.page)
 
     def box_select(self, turn: int) -> float:
@@ -258,16 +234,15 @@ def main() -> int:
     size = tuple(int(v) for v in args.size.split("x"))
     from playwright.sync_api import sync_playwright
 
-    logs = Path(tempfile.gettempdir())
     versions = {}
     with ExitStack() as stack:
         folders = {"now": ROOT}
         if args.before:
             folders = {f"before ({args.before})": stack.enter_context(worktree_of(args.before)), **folders}
-        urls = {name: stack.enter_context(served(folder, args.port + i, logs / f"latent-timing-{i}.log"))
+        urls = {name: stack.enter_context(served(folder, args.port + i, f"latent-timing-{i}.log"))
                 for i, (name, folder) in enumerate(folders.items())}
         playwright = stack.enter_context(sync_playwright())
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         visitors = {name: Visitor(browser, url, size) for name, url in urls.items()}
         times = {name: {control: [] for control in controls} for name in visitors}
         load_before = os.getloadavg()

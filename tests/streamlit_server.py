@@ -39,15 +39,16 @@ def chromium_path() -> str:
 
 @contextlib.contextmanager
 def running_app(repo: Path = ROOT, log_name: str = "streamlit.log", port: int | None = None,
-                timeout_s: float = 120, mnist_root: str | os.PathLike | None = None):
+                timeout_s: float = 120, mnist_root: str | os.PathLike | None = None, env: dict | None = None):
     """Start `streamlit run app.py` in `repo`, wait for its health check, yield (url, process); stop it after.
 
-    The app reads MNIST from `mnist_root` if given, else from $MNIST_ROOT as set. The file watcher is off: an
-    edit to the code while a test runs must not leave the page showing "File change" forever.
+    The app reads MNIST from `mnist_root` if given, else from $MNIST_ROOT as set; `env` adds to the environment.
+    The file watcher is off: an edit to the code while a test runs must not leave the page showing "File change"
+    forever.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = port or free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if mnist_root is not None:
         env["MNIST_ROOT"] = str(mnist_root)
     with open(ARTIFACTS / log_name, "w") as log:
@@ -113,6 +114,19 @@ def wait_until_idle(page, timeout_s: float = 180) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the app kept running for too long")
+
+
+# A Plotly graph on screen: a view switched away from stays in the page, hidden (studio/plotly_view.py).
+SHOWN_PLOT = '.js-plotly-plot:not([style*="display: none"])'
+
+
+def drag(page, points, steps: int = 6) -> None:
+    """Press the mouse at the first point, move through the others, release."""
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from streamlit_server import ARTIFACTS, ERROR_SELECTOR, wait_until_idle
+from streamlit_server import ARTIFACTS, ERROR_SELECTOR, SHOWN_PLOT, drag, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
 SIZES = [(1400, 1000), (1024, 768)]
-PLOT = '.js-plotly-plot:not([style*="display: none"])'  # a shown graph: a view switched away from stays, hidden
+PLOT = SHOWN_PLOT
 
 
 def assert_no_errors(page, where: str) -> None:
@@ -35,12 +35,27 @@ def graph(page, n: int = 0) -> str:
     return f"document.querySelectorAll('{PLOT}')[{n}]"
 
 
-def drag(page, points) -> None:
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
+def eye_of(page) -> list[float]:
+    """The first shown plot's 3-D camera eye, as Plotly keeps it in the figure's layout."""
+    return page.evaluate(f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()")
+
+
+def turn_scene(page) -> tuple[list[float], list[float]]:
+    """Turn the first shown 3-D scene by a drag from an empty corner (a drag, not a click); (eye before, after)."""
+    default = eye_of(page)
+    box = plot_area(page)
+    corner = (box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.2)
+    moved = f"() => {graph(page)}._fullLayout.scene.camera.eye.x !== {default[0]}"
+    for _ in range(3):  # a busy machine may still be drawing the scene when the first drag comes
+        drag(page, [corner, (corner[0] + 100, corner[1] + 30)])
+        try:
+            page.wait_for_function(moved, timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    turned = eye_of(page)
+    assert max(abs(a - b) for a, b in zip(turned, default)) > 0.1, (default, turned)
+    return default, turned
 
 
 def plot_area(page, n: int = 0) -> dict:
@@ -69,21 +84,8 @@ def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
     assert_no_errors(page, "latent-3d")
     for n in (0, 1):  # both scenes whole, axis titles included, at this width
         assert page.locator(PLOT).nth(n).evaluate(CUBE_CORNERS) <= CUBE_FITS
-    eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
-    default = page.evaluate(eye)
-    box = plot_area(page)
-    centre = (box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.2)  # an empty corner: a drag, no click
-    moved = f"() => {graph(page)}._fullLayout.scene.camera.eye.x !== {default[0]}"
-    for _ in range(3):  # a busy machine may still be drawing the scene when the first drag comes
-        drag(page, [centre, (centre[0] + 100, centre[1] + 30)])  # the visitor turns the AE's scene
-        try:
-            page.wait_for_function(moved, timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            continue
-    turned = page.evaluate(eye)
+    default, turned = turn_scene(page)  # the visitor turns the AE's scene
     page.screenshot(path=str(ARTIFACTS / f"latent-3d-turned-{page.viewport_size['width']}.png"))
-    assert max(abs(a - b) for a, b in zip(turned, default)) > 0.1, (default, turned)
     page.evaluate(f"{graph(page)}.dataset.marked = 'yes'")
     page.locator('[data-testid="stButtonGroup"] button').filter(has_text="3").first.click()  # hide the 3s
     wait_until_idle(page)
@@ -91,8 +93,7 @@ def test_a_turned_3d_camera_stays_when_a_digit_is_hidden(server, page):
     names = page.evaluate(f"{graph(page)}.data.map(t => t.name)")
     assert "3" not in names and "4" in names  # the figure changed...
     assert page.evaluate(f"{graph(page)}.dataset.marked") == "yes"  # ...in the same graph
-    kept = page.evaluate(eye)
-    assert kept == pytest.approx(turned, abs=1e-6)  # and the camera did not jump back
+    assert eye_of(page) == pytest.approx(turned, abs=1e-6)  # and the camera did not jump back
     page.locator('[data-testid="stButtonGroup"] button').filter(has_text="3").first.click()
     wait_until_idle(page)
     names = page.evaluate(f"{graph(page)}.data.map(t => t.name)")
@@ -144,18 +145,7 @@ def test_a_box_and_a_lasso_selection_stay_drawn_and_the_lasso_stays_picked(serve
 @pytest.mark.parametrize("page", SIZES[:1], indirect=True, ids=["1400x1000"])
 def test_the_3d_scene_waits_hidden_while_the_2d_view_is_shown_and_comes_back_turned(server, page):
     open_latent(page, server)
-    box = plot_area(page)
-    corner = (box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.2)
-    eye = f"(() => {{ const e = {graph(page)}._fullLayout.scene.camera.eye; return [e.x, e.y, e.z]; }})()"
-    default = page.evaluate(eye)
-    for _ in range(3):
-        drag(page, [corner, (corner[0] - 90, corner[1] + 40)])
-        try:
-            page.wait_for_function(f"() => {graph(page)}._fullLayout.scene.camera.eye.x !== {default[0]}", timeout=10_000)
-            break
-        except PlaywrightTimeout:
-            continue
-    turned = page.evaluate(eye)
+    _, turned = turn_scene(page)
     revision = page.evaluate(f"{graph(page)}.dataset.revision")
     page.evaluate(f"{graph(page)}.dataset.marked = 'the turned scene'")
     page.locator('[data-testid="stRadio"] label').filter(has_text="2-D: z₁ vs z₂").first.click()
@@ -171,7 +161,7 @@ def test_the_3d_scene_waits_hidden_while_the_2d_view_is_shown_and_comes_back_tur
     assert_no_errors(page, "latent-3d-back")
     assert page.evaluate(f"{graph(page)}.dataset.marked") == "the turned scene"  # the same scene is back
     assert page.evaluate(f"{graph(page)}.dataset.revision") == revision  # not drawn again
-    assert page.evaluate(eye) == pytest.approx(turned, abs=1e-6)  # still turned
+    assert eye_of(page) == pytest.approx(turned, abs=1e-6)  # still turned
 
 
 def heap_mb(page) -> float:

@@ -389,8 +389,10 @@ def test_forged_events_of_a_latent_chart_raise_nothing(app, with_state):
         for payload in payloads:
             event = WidgetState(id=_make_trigger_id(chart, "events"), json_trigger_value=json.dumps(payload))
             widgets = [WidgetState(id=chart, json_value="{}"), event] if with_state else [event]
+            client.elements = []
             client.run(120, widgets=widgets)
             texts = client.texts()
+            assert not [e for e in client.elements if e.WhichOneof("type") == "exception"], (payload, texts)
             assert not [t for t in texts if "Error" in t.split(":")[0]], (payload, texts)
             if payload is payloads[0] and with_state:  # the browser's form of a click on test digit #5 picks it
                 assert any(t.startswith("**Test digit #5**") for t in texts), texts

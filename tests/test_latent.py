@@ -180,3 +180,16 @@ def test_reconstruct_rows_returns_the_chosen_images_reconstructions():
         expected = model.reconstruct(images[[4, 1]].float() / 255)[:, 0].numpy()
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert reconstruct_rows(model, images, []).shape == (0, 28, 28)
+
+
+def test_a_projection_subset_keeps_the_view_and_only_the_kept_points():
+    from vae.latent import Projection
+
+    coords, rows = np.arange(10.0).reshape(5, 2), np.array([3, 1, 4, 0, 2])
+    view = Projection("pca", coords, rows, mean=np.zeros(4), components=np.ones((2, 4)),
+                      explained_variance_ratio=np.array([0.6, 0.3]), fitted_latents=np.arange(20.0).reshape(5, 4))
+    keep = np.array([True, False, True, False, False])
+    part = view.subset(keep)
+    assert part.rows.tolist() == [3, 4] and part.coords.tolist() == [[0, 1], [4, 5]]
+    assert part.fitted_latents.tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]]
+    assert part.method == "pca" and part.mean is view.mean and part.components is view.components

@@ -23,6 +23,8 @@ from vae.model import build_model
 from vae.server import jobs, registry
 from vae.training_run import TrainingSpec
 
+from streamlit_server import free_port
+
 # Ray's token authentication, as the README asks for: one token for the head and for this process (the
 # studio's server), in the environment before ray is imported (it reads them then).
 TOKEN_FOLDER = Path(tempfile.mkdtemp(prefix="ray-token-"))
@@ -42,12 +44,6 @@ TINY = TrainingSpec(kind="vae", latent_dim=2, epochs=1, batch_size=128, train_si
 LONG = TrainingSpec(kind="vae", latent_dim=2, epochs=5, batch_size=128)  # minutes: cancelled long before
 DIVERGES = TrainingSpec(kind="vae", latent_dim=2, epochs=3, batch_size=128, lr=10.0, train_size=512)
 TIMEOUT_S = 300  # a head and a worker importing torch on a busy shared machine; no test asserts on time
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
