@@ -28,6 +28,7 @@ from studio.latent_text import (
     shown_digits,
 )
 from studio.plotly_view import plotly_view
+from studio.retrain import train_one_hint
 from vae.background import Background
 from vae.data import default_data_root
 from vae.generate import (
@@ -328,10 +329,7 @@ def model_plot(kind: str, entry, view: str, labels: np.ndarray, digits: list[int
     else:
         projection = get_projection(*args, dims, method)
     if isolated is not None:
-        keep = np.isin(projection.rows, list(isolated))
-        fitted = None if projection.fitted_latents is None else projection.fitted_latents[keep]
-        projection = Projection(projection.method, projection.coords[keep], projection.rows[keep], projection.mean,
-                                projection.components, projection.explained_variance_ratio, fitted)
+        projection = projection.subset(np.isin(projection.rows, list(isolated)))
     embeddings = embeddings_of(entry)
     row = st.session_state.get(INDEX_KEY)
     marked = (row, projection.place(embeddings[row])) if isinstance(row, int) and 0 <= row < len(labels) else None
@@ -354,11 +352,17 @@ def model_plot(kind: str, entry, view: str, labels: np.ndarray, digits: list[int
                    f"{' vs '.join(axis_titles(flat, 2))}, coloured as above: hover a point to see the digit.")
 
 
-def interpolation(entry, row_a: int, row_b: int) -> tuple[np.ndarray, np.ndarray]:
-    """(path, images) of the straight path between two test digits' codes under this model."""
-    model, _ = caches.model_for(entry)
-    images = caches.data().test_images
+@st.cache_data(show_spinner=False, max_entries=32)
+def get_interpolation(path: str, mtime: float, root: str, row_a: int, row_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(path, images) of the straight path between two test digits' codes under this model: drawn on the plots
+    and as strips below, so computed once, not on every slider step."""
+    model, _ = caches.get_model(path, mtime)
+    images = caches.get_data(root).test_images
     return interpolate(model, images[row_a, 0].numpy() / 255.0, images[row_b, 0].numpy() / 255.0, PATH_STEPS)
+
+
+def interpolation(entry, row_a: int, row_b: int) -> tuple[np.ndarray, np.ndarray]:
+    return get_interpolation(*cache_args(entry), row_a, row_b)
 
 
 def picked_digits(rows: list[int], entries: dict, latent: int) -> None:
@@ -561,8 +565,7 @@ def plots(latent: int, entries: dict, labels: np.ndarray, drawn, path_ends) -> N
             entry = entries[kind]
             st.subheader(f"{kind.upper()} · latent {latent}")
             if entry is None:
-                st.warning(f"No usable {kind.upper()} checkpoint with latent size {latent}. Train one in the sidebar's "
-                           f"Retrain panel (latent size {latent}).")
+                st.warning(f"No usable {kind.upper()} checkpoint with latent size {latent}. {train_one_hint(kind, latent)}")
                 continue
             model_plot(kind, entry, view, labels, digits, drawn, tsne_sample, path_ends, picked, selection_drawn,
                        isolated, slider)

@@ -164,11 +164,13 @@ def fitted_difference(model, images: np.ndarray, on_step=None) -> np.ndarray:
     return (fitted - images.reshape(-1, 28, 28)).reshape(images.shape)
 
 
-def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0) -> float:
-    """The spot level at which CALIBRATION_PERCENTILE % of (a sample of) the training images have no spot."""
+def calibrate_spot_level(model, train_images: torch.Tensor, n: int = CALIBRATION_IMAGES, seed: int = 0,
+                         on_step=None) -> float:
+    """The spot level at which CALIBRATION_PERCENTILE % of (a sample of) the training images have no spot;
+    `on_step(done, total)` follows the fit's steps (fitted_difference)."""
     rows = np.random.default_rng(seed).choice(len(train_images), min(n, len(train_images)), replace=False)
     images = to_float(train_images[torch.from_numpy(np.sort(rows))]).numpy()[:, 0]
-    return float(np.percentile(spot_peaks(fitted_difference(model, images)), CALIBRATION_PERCENTILE))
+    return float(np.percentile(spot_peaks(fitted_difference(model, images, on_step)), CALIBRATION_PERCENTILE))
 
 
 def corrected_spots_batch(model, images: np.ndarray, level: float) -> tuple[list[list[Spot]], np.ndarray]:

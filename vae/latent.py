@@ -5,6 +5,7 @@ functions return, and studio/latent_text.py holds what the pages say about it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,11 @@ class Projection:
     components: np.ndarray | None = None  # PCA: (dims, latent) principal axes
     explained_variance_ratio: np.ndarray | None = None  # PCA: share of variance on each axis
     fitted_latents: np.ndarray | None = None  # t-SNE: the embedded subsample, for nearest neighbours
+
+    def subset(self, keep: np.ndarray) -> Projection:
+        """The same view of only the points where `keep` (a mask over `rows`) holds."""
+        fitted = None if self.fitted_latents is None else self.fitted_latents[keep]
+        return dataclasses.replace(self, coords=self.coords[keep], rows=self.rows[keep], fitted_latents=fitted)
 
     @property
     def dims(self) -> int:

@@ -265,8 +265,9 @@ def clicked_threshold(event, low: float, high: float) -> float | None:
     xs = []
     for box in boxes if isinstance(boxes, list) else []:
         x = box.get("x") if isinstance(box, dict) else None
-        if isinstance(x, list) and x:
-            xs.append(min(v for v in x if _finite(v)) if any(_finite(v) for v in x) else None)
+        finite = [v for v in x if _finite(v)] if isinstance(x, list) else []
+        if finite:
+            xs.append(min(finite))
     for point in points if isinstance(points, list) else []:
         if isinstance(point, dict):
             xs.append(point.get("x"))

@@ -227,8 +227,10 @@ def train(model, data: MnistData, config: TrainConfig = TrainConfig(),
         row = {"epoch": epoch, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
         testing_from = time.perf_counter()
         test_loss = evaluate_loss(model, data.test_images) if config.evaluate_each_epoch else None
-        last_test_s = time.perf_counter() - testing_from if config.evaluate_each_epoch else last_test_s
-        testing_s += time.perf_counter() - testing_from
+        tested_s = time.perf_counter() - testing_from
+        testing_s += tested_s
+        if config.evaluate_each_epoch:
+            last_test_s = tested_s
         if test_loss is not None:
             if not math.isfinite(test_loss["total"]) or test_loss["total"] > EXPLOSION_FACTOR * first_loss:
                 raise TrainingDiverged(

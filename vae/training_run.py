@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import check_writable_folder, checkpoint_dir, default_checkpoint_path, is_shipped, save_checkpoint
-from .correction import CALIBRATION_IMAGES, CALIBRATION_PERCENTILE, PROJECTION_STEPS, fitted_difference, spot_peaks
-from .data import MnistData, load_mnist, to_float
+from .correction import CALIBRATION_IMAGES, PROJECTION_STEPS, calibrate_spot_level
+from .data import MnistData, load_mnist
 from .model import ModelConfig, build_model
 from .train import Progress, ProgressCallback, TrainConfig, TrainResult, evaluate_loss, format_duration, train
 
@@ -91,14 +90,11 @@ def after_training_s(n_train: int, images_per_s: float) -> float:
 def calibrate_with_progress(model, train_images: torch.Tensor, n: int, report=None, seed: int = 0) -> float:
     """vae.correction.calibrate_spot_level on `n` sampled training images (the same sample, all fitted at once as
     there: in chunks of 50 it took 3–5× longer), with `report(done, total)` every REPORT_EVERY_STEPS Adam steps."""
-    rows = np.random.default_rng(seed).choice(len(train_images), n, replace=False)
-    images = to_float(train_images[torch.from_numpy(np.sort(rows))]).numpy()[:, 0]
-
     def on_step(done: int, total: int) -> None:
         if report is not None and (done % REPORT_EVERY_STEPS == 0 or done == total):
             report(done, total)
 
-    return float(np.percentile(spot_peaks(fitted_difference(model, images, on_step)), CALIBRATION_PERCENTILE))
+    return calibrate_spot_level(model, train_images, n, seed, on_step)
 
 
 def checkpoint_metadata(model, data: MnistData, spec: TrainingSpec, result: TrainResult, phase=None) -> dict:

@@ -35,12 +35,12 @@ os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")  # read when ray is import
 import ray  # noqa: E402  (connected raises, instead of starting a local cluster on the server)
 
 from ..checkpoint import CheckpointError, default_checkpoint_path, load_checkpoint, save_checkpoint
+from ..cli import REPORT_EVERY_S  # reports as often as the command line's --progress json
 from ..training_run import TrainingSpec
 from . import limits
+from .jobs import CANCEL_GRACE_S  # the same grace as a local job's
 
 CPUS_PER_JOB_SETTING = "STUDIO_RAY_CPUS_PER_JOB"
-CANCEL_GRACE_S = 2.0
-REPORT_EVERY_S = 0.2  # as the command line's --progress json
 
 log = logging.getLogger(__name__)
 
